@@ -1,0 +1,1 @@
+"""vssl built-in backbones: video ViT (VideoMAE naming)."""

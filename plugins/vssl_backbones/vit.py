@@ -1,0 +1,220 @@
+"""Video Vision Transformer with tubelet embedding, as the VideoMAE encoder (Tong et al., NeurIPS
+2022; official code MCG-NJU/VideoMAE ``modeling_finetune.py`` / ``modeling_pretrain.py``).
+
+Names match the official fine-tune model (``patch_embed.proj``, ``blocks.i.*``, ``norm``), so an
+official pretraining checkpoint loads after stripping its ``encoder.`` prefix. The position table
+is the fixed 1-D sinusoid over the flat token index; like the official model it is not saved.
+
+Shape legend: B batch, C channels (3), T frames, H height, W width, N tokens (T' * H' * W' with
+T' = T / tubelet, H' = H / patch, W' = W / patch), V visible tokens, D width.
+"""
+
+from typing import Any
+
+import torch
+import torch.utils.checkpoint
+from torch import nn
+
+from vssl_core.interfaces import Backbone
+from vssl_core.nn import LN_EPS, Block, init_vit_weights, sinusoid_table
+from vssl_core.registry import component
+
+
+class PatchEmbed3D(nn.Module):
+    """Non-overlapping tubelets -> tokens: one Conv3d with kernel = stride = (tubelet, p, p)."""
+
+    def __init__(self, embed_dim: int, patch_size: int, tubelet_size: int, in_chans: int = 3):
+        super().__init__()
+        size = (tubelet_size, patch_size, patch_size)
+        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=size, stride=size)
+
+    def forward(self, clip_BCTHW: torch.Tensor) -> torch.Tensor:
+        # (B, D, T', H', W') flattened over (t, h, w): token n = t*H'*W' + h*W' + w
+        return self.proj(clip_BCTHW).flatten(2).transpose(1, 2)
+
+
+def _check_divisible(what: str, size: int, by: int, by_name: str) -> None:
+    if size < 1 or by < 1 or size % by != 0:
+        raise ValueError(
+            f"video ViT: {what}={size} must be a positive multiple of {by_name}={by}; "
+            f"choose a {what} divisible by {by} (or another {by_name})"
+        )
+
+
+class VisionTransformer3D(Backbone):
+    """A plain video ViT (no CLS token) over 3-D tubelet tokens with a fixed sinusoid table.
+
+    ``forward_features`` accepts a boolean token mask (True = masked) and then runs only the
+    visible tokens, which is what makes masked video modeling cheap.
+    """
+
+    capabilities = frozenset({"token_mask"})
+
+    def __init__(
+        self,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        img_size: int = 224,
+        num_frames: int = 16,
+        patch_size: int = 16,
+        tubelet_size: int = 2,
+        mlp_ratio: float = 4.0,
+        drop_path_rate: float = 0.0,
+        grad_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_divisible("img_size", img_size, patch_size, "patch_size")
+        _check_divisible("num_frames", num_frames, tubelet_size, "tubelet_size")
+        if depth < 1:
+            raise ValueError(f"video ViT: depth must be >= 1, got {depth}")
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(f"video ViT: drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        self.embed_dim = self.num_features = embed_dim
+        self.input_size = (num_frames, img_size, img_size)
+        self.patch_size, self.tubelet_size = patch_size, tubelet_size
+        self.grid_size = (
+            num_frames // tubelet_size,
+            img_size // patch_size,
+            img_size // patch_size,
+        )
+        self.num_tokens = self.grid_size[0] * self.grid_size[1] * self.grid_size[2]
+        self.grad_checkpointing = grad_checkpointing
+
+        self.patch_embed = PatchEmbed3D(embed_dim, patch_size, tubelet_size)
+        # a buffer (moves with .to()) that is not persistent: absent from state_dict like upstream
+        self.register_buffer(
+            "pos_embed", sinusoid_table(self.num_tokens, embed_dim), persistent=False
+        )
+        # stochastic depth rises linearly from 0 at the first block to drop_path_rate at the last
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=r) for r in rates
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
+        self.apply(init_vit_weights)  # Linear + LayerNorm only: the Conv3d keeps PyTorch's init
+
+    def no_weight_decay(self) -> set[str]:
+        """None: the position table is a buffer, not a parameter."""
+        return set()
+
+    def _check_clip(self, clip_BCTHW: torch.Tensor) -> None:
+        if clip_BCTHW.ndim != 5 or tuple(clip_BCTHW.shape[2:]) != self.input_size:
+            raise ValueError(
+                f"video ViT built for clips [B, 3, {', '.join(map(str, self.input_size))}] got "
+                f"{list(clip_BCTHW.shape)}; build it with num_frames/img_size matching the clip "
+                "(the position table is fixed to the token grid)"
+            )
+
+    def forward_features(
+        self, clip_BCTHW: torch.Tensor, mask_BN: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Normed tokens [B, N, D], or [B, V, D] for the visible tokens (ascending index) when a
+        boolean ``mask_BN`` (True = masked, the same count in every row) is given."""
+        self._check_clip(clip_BCTHW)
+        tokens_BND = self.patch_embed(clip_BCTHW) + self.pos_embed
+        if mask_BN is not None:
+            tokens_BND = _keep_visible(tokens_BND, mask_BN)
+        for block in self.blocks:
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                tokens_BND = torch.utils.checkpoint.checkpoint(
+                    block, tokens_BND, use_reentrant=False
+                )
+            else:
+                tokens_BND = block(tokens_BND)
+        return self.norm(tokens_BND)
+
+    def forward(self, clip_BCTHW: torch.Tensor) -> torch.Tensor:
+        """Mean of the normed tokens, [B, D]."""
+        return self.forward_features(clip_BCTHW).mean(dim=1)
+
+
+def _keep_visible(tokens_BND: torch.Tensor, mask_BN: torch.Tensor) -> torch.Tensor:
+    """The unmasked tokens of each row in ascending index order, [B, V, D]."""
+    B, N, D = tokens_BND.shape
+    if mask_BN.dtype != torch.bool or tuple(mask_BN.shape) != (B, N):
+        raise ValueError(
+            f"token mask must be bool of shape [B, N] = [{B}, {N}], got "
+            f"{mask_BN.dtype} {list(mask_BN.shape)}"
+        )
+    visible_B = (~mask_BN).sum(dim=1)
+    lo, hi = torch.stack(torch.aminmax(visible_B)).tolist()  # one host sync per masked forward
+    if lo != hi:
+        raise ValueError(
+            f"token mask keeps between {lo} and {hi} tokens per sample; every sample must keep "
+            "the same number (tube masking does)"
+        )
+    # a stable sort of the mask puts unmasked positions first, each group in ascending order
+    order_BN = torch.argsort(mask_BN.to(torch.uint8), dim=1, stable=True)
+    index_BVD = order_BN[:, :lo, None].expand(B, lo, D)
+    return tokens_BND.gather(1, index_BVD)
+
+
+_SIZES: dict[str, tuple[int, int, int]] = {  # name: (width, depth, heads)
+    "tiny": (192, 12, 3),
+    "small": (384, 12, 6),
+    "base": (768, 12, 12),
+    "large": (1024, 24, 16),
+}
+
+
+def _build(size: str, depth: int | None, **kwargs: Any) -> VisionTransformer3D:
+    width, default_depth, heads = _SIZES[size]
+    depth = default_depth if depth is None else depth
+    return VisionTransformer3D(embed_dim=width, depth=depth, num_heads=heads, **kwargs)
+
+
+@component("backbone")
+def vit_tiny(
+    img_size: int = 224,
+    num_frames: int = 16,
+    patch_size: int = 16,
+    tubelet_size: int = 2,
+    drop_path_rate: float = 0.0,
+    depth: int | None = None,
+    grad_checkpointing: bool = False,
+) -> VisionTransformer3D:
+    """Video ViT-Ti (D 192, 12 blocks, 3 heads); ``depth`` overrides the block count."""
+    return _build("tiny", **locals())  # every argument, passed through by name
+
+
+@component("backbone")
+def vit_small(
+    img_size: int = 224,
+    num_frames: int = 16,
+    patch_size: int = 16,
+    tubelet_size: int = 2,
+    drop_path_rate: float = 0.0,
+    depth: int | None = None,
+    grad_checkpointing: bool = False,
+) -> VisionTransformer3D:
+    """Video ViT-S (D 384, 12 blocks, 6 heads); ``depth`` overrides the block count."""
+    return _build("small", **locals())  # every argument, passed through by name
+
+
+@component("backbone")
+def vit_base(
+    img_size: int = 224,
+    num_frames: int = 16,
+    patch_size: int = 16,
+    tubelet_size: int = 2,
+    drop_path_rate: float = 0.0,
+    depth: int | None = None,
+    grad_checkpointing: bool = False,
+) -> VisionTransformer3D:
+    """Video ViT-B (D 768, 12 blocks, 12 heads); ``depth`` overrides the block count."""
+    return _build("base", **locals())  # every argument, passed through by name
+
+
+@component("backbone")
+def vit_large(
+    img_size: int = 224,
+    num_frames: int = 16,
+    patch_size: int = 16,
+    tubelet_size: int = 2,
+    drop_path_rate: float = 0.0,
+    depth: int | None = None,
+    grad_checkpointing: bool = False,
+) -> VisionTransformer3D:
+    """Video ViT-L (D 1024, 24 blocks, 16 heads); ``depth`` overrides the block count."""
+    return _build("large", **locals())  # every argument, passed through by name

@@ -1,0 +1,1 @@
+"""vssl built-in datasets: the embedded synthetic "moving shapes" videos."""

@@ -1,0 +1,387 @@
+"""The embedded synthetic dataset: procedurally rendered "moving shapes" videos.
+
+A class is a *motion* (path x direction x speed). Everything visual -- shape, colours, textures,
+object size, start position, static distractor shapes -- is drawn per video independently of the
+label, so appearance alone cannot solve the task and a model has to use motion.
+
+Videos are cheap to construct (only the trajectory is drawn) and render lazily: the background
+and sprite are drawn once per video object, and ``read`` pastes the sprite only into the frames
+asked for. Everything is a pure function of (seed, index), so any process renders the same pixels; the
+trajectory does not depend on ``style``, so two styles show the same motions in different looks.
+"""
+
+import math
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
+
+from vssl_core.interfaces import VideoSample
+from vssl_core.random import numpy_rng, sample_key
+from vssl_core.registry import component
+
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross", "ring")
+PATTERNS: tuple[str, ...] = ("solid", "gradient", "stripes", "checker", "blotches")
+
+_KEY_STREAM = 0x5348  # separates this dataset's keys from other uses of sample_key
+_MOTION_STREAM, _APPEARANCE_STREAM = 0, 1
+
+_D = math.sqrt(0.5)
+DIRECTIONS: dict[str, tuple[float, float]] = {  # unit (dx, dy) in image coordinates, y down
+    "right": (1.0, 0.0),
+    "left": (-1.0, 0.0),
+    "up": (0.0, -1.0),
+    "down": (0.0, 1.0),
+    "upright": (_D, -_D),
+    "downleft": (-_D, _D),
+    "upleft": (-_D, -_D),
+    "downright": (_D, _D),
+}
+
+# Motion magnitudes as fractions of the frame size covered over the whole clip, so the object
+# stays in view for any (size, num_frames); the slow and fast ranges do not overlap.
+_TRAVEL = {"slow": (0.15, 0.25), "fast": (0.45, 0.60)}  # line / zigzag, along the direction
+_REVOLUTIONS = {"slow": (0.25, 0.40), "fast": (0.70, 0.90)}  # circle, turns per clip
+_RADIUS = (0.15, 0.25)  # circle radius
+_ZIGZAG_AMPLITUDE = (0.06, 0.10)  # perpendicular swing
+_ZIGZAG_PERIODS = (1.5, 2.5)  # swings per clip
+_SPRITE = (0.14, 0.24)  # side of the moving object's bounding square
+_DISTRACTOR = (0.08, 0.18)  # side of a static distractor
+
+
+@dataclass(frozen=True)
+class Motion:
+    """One class: a path ("line", "zigzag", "circle"), a direction and a speed."""
+
+    path: str
+    direction: str  # a key of DIRECTIONS, or "cw"/"ccw" for circles
+    speed: str  # "slow" or "fast"
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}-{self.direction}-{self.speed}"
+
+
+@dataclass(frozen=True)
+class _Style:
+    textured: bool  # patterned backgrounds and sprites (else solid colours)
+    max_distractors: int  # static shapes baked into the background
+    max_noise: float  # amplitude of static background noise, in uint8 levels
+
+
+_STYLES = {
+    "default": _Style(textured=True, max_distractors=3, max_noise=24.0),
+    "flat": _Style(textured=False, max_distractors=0, max_noise=0.0),
+}
+STYLES: tuple[str, ...] = tuple(_STYLES)
+
+
+def _class_table() -> tuple[Motion, ...]:
+    """All motion classes, ordered so any prefix varies path and direction before speed.
+
+    The first 4 are the axis-aligned fast lines, the first 10 add both fast circles and the
+    axis-aligned fast zigzags; diagonals follow, then every fast class again at slow speed.
+    """
+    axis = ("right", "left", "up", "down")
+    diagonal = ("upright", "downleft", "upleft", "downright")
+    fast = [
+        *(Motion("line", d, "fast") for d in axis),
+        Motion("circle", "cw", "fast"),
+        Motion("circle", "ccw", "fast"),
+        *(Motion("zigzag", d, "fast") for d in axis),
+        *(Motion("line", d, "fast") for d in diagonal),
+        *(Motion("zigzag", d, "fast") for d in diagonal),
+    ]
+    return tuple(fast + [replace(m, speed="slow") for m in fast])
+
+
+CLASS_TABLE: tuple[Motion, ...] = _class_table()
+
+# ---------------------------------------------------------------------------------- trajectory
+
+
+def _path_offsets(motion: Motion, u_T: np.ndarray, size: int, rng: np.random.Generator):
+    """Offsets [T, 2] (x, y) of the object centre from the path centre at clip times ``u_T``."""
+    if motion.path == "circle":
+        radius = rng.uniform(*_RADIUS) * size
+        turn = 1.0 if motion.direction == "cw" else -1.0  # y points down: +angle is clockwise
+        angle_T = (
+            rng.uniform(0, 2 * math.pi)
+            + turn * 2 * math.pi * rng.uniform(*_REVOLUTIONS[motion.speed]) * u_T
+        )
+        return radius * np.stack([np.cos(angle_T), np.sin(angle_T)], axis=1)
+    dx, dy = DIRECTIONS[motion.direction]
+    along_T = (u_T - 0.5) * rng.uniform(*_TRAVEL[motion.speed]) * size
+    offsets_T2 = along_T[:, None] * np.array([dx, dy])
+    if motion.path == "zigzag":
+        amplitude = rng.uniform(*_ZIGZAG_AMPLITUDE) * size
+        phase_T = (rng.uniform(*_ZIGZAG_PERIODS) * u_T + rng.uniform()) % 1.0
+        triangle_T = 4 * np.abs(phase_T - 0.5) - 1  # triangle wave in [-1, 1]
+        offsets_T2 += (amplitude * triangle_T)[:, None] * np.array([-dy, dx])
+    return offsets_T2
+
+
+def _trajectory(
+    motion: Motion, num_frames: int, size: int, sprite: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Integer top-left corners [T, 2] (x, y), placed so the whole path stays inside the frame."""
+    u_T = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
+    offsets_T2 = _path_offsets(motion, u_T, size, rng)
+    low_2 = sprite / 2 - offsets_T2.min(axis=0)
+    high_2 = size - sprite / 2 - offsets_T2.max(axis=0)
+    centre_2 = np.where(
+        high_2 >= low_2, rng.uniform(low_2, np.maximum(low_2, high_2)), (low_2 + high_2) / 2
+    )
+    return np.rint(centre_2 + offsets_T2 - sprite / 2).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------- appearance
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates in [0, 1): x of shape [1, w], y of shape [h, 1]."""
+    x = ((np.arange(w, dtype=np.float32) + 0.5) / w)[None, :]
+    y = ((np.arange(h, dtype=np.float32) + 0.5) / h)[:, None]
+    return x, y
+
+
+def _pattern(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A mixing map [h, w] in [0, 1] between two colours, built from broadcast 1-D ramps."""
+    x, y = _grid(h, w)
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = math.cos(angle) * x + math.sin(angle) * y
+    if kind == "solid":
+        return np.zeros((h, w), np.float32)
+    if kind == "gradient":
+        return (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
+    if kind == "stripes":
+        return (np.sin(2 * math.pi * rng.uniform(1.5, 5.0) * ramp) > 0).astype(np.float32)
+    if kind == "checker":
+        cells = int(rng.integers(2, 7))
+        return ((np.floor(x * cells) + np.floor(y * cells)) % 2).astype(np.float32)
+    if kind == "blotches":
+        grid = int(rng.integers(3, 7))
+        low_res = rng.random((grid, grid), dtype=np.float32)
+        return low_res[(y[:, 0] * grid).astype(int)][:, (x[0] * grid).astype(int)]
+    raise ValueError(f"unknown pattern {kind!r}; choose one of {PATTERNS}")
+
+
+def _paint(pattern_hw: np.ndarray, colours_23: np.ndarray) -> np.ndarray:
+    """Float RGB [3, h, w] mixing colour 0 (pattern 0) and colour 1 (pattern 1).
+
+    Channels-first: numpy broadcasts over a trailing axis of 3 about 15x slower than over rows.
+    """
+    c0_311, c1_311 = colours_23.astype(np.float32).reshape(2, 3, 1, 1)
+    rgb_3hw = pattern_hw[None] * (c1_311 - c0_311)
+    rgb_3hw += c0_311
+    return rgb_3hw
+
+
+def _shape_mask(shape: str, side: int, angle: float) -> np.ndarray:
+    """Boolean mask [side, side] of ``shape`` rotated by ``angle``, filling its square."""
+    x, y = _grid(side, side)
+    x, y = 2 * x - 1, 2 * y - 1
+    c, s = math.cos(angle), math.sin(angle)
+    x, y = c * x - s * y, s * x + c * y
+    if shape == "circle":
+        return x * x + y * y <= 1.0
+    if shape == "square":
+        return np.maximum(np.abs(x), np.abs(y)) <= 0.72
+    if shape == "triangle":
+        return (y <= 0.6) & (np.abs(x) <= (y + 1.0) * 0.6)
+    if shape == "diamond":
+        return np.abs(x) + np.abs(y) <= 1.0
+    if shape == "cross":
+        arm = (np.abs(x) <= 0.3) | (np.abs(y) <= 0.3)
+        return arm & (np.maximum(np.abs(x), np.abs(y)) <= 0.9)
+    if shape == "ring":
+        r2 = x * x + y * y
+        return (r2 <= 1.0) & (r2 >= 0.25)
+    raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
+
+
+def _random_colours(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.integers(0, 256, size=(n, 3)).astype(np.float32)
+
+
+def _contrasting_colour(rng: np.random.Generator, against_3: np.ndarray) -> np.ndarray:
+    """The one of 8 random colours farthest from ``against_3``, so the object stays visible."""
+    candidates_83 = _random_colours(rng, 8)
+    return candidates_83[np.argmax(np.sum((candidates_83 - against_3) ** 2, axis=1))]
+
+
+def _sprite(
+    rng: np.random.Generator, side: int, style: _Style, colour_3: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random shape: float RGB [3, side, side] and its boolean mask [side, side]."""
+    mask_hw = _shape_mask(SHAPES[rng.integers(len(SHAPES))], side, rng.uniform(0, 2 * math.pi))
+    if not style.textured:
+        return np.broadcast_to(colour_3[:, None, None], (3, side, side)), mask_hw
+    second_3 = np.clip(colour_3 + rng.uniform(-80, 80, size=3), 0, 255)
+    kind = PATTERNS[rng.integers(len(PATTERNS))]
+    return _paint(_pattern(kind, side, side, rng), np.stack([colour_3, second_3])), mask_hw
+
+
+def _paste(canvas_hw3: np.ndarray, rgb_hw3: np.ndarray, mask_hw: np.ndarray, x0: int, y0: int):
+    """Copy the masked sprite into ``canvas_hw3`` at top-left (x0, y0), clipped to the canvas."""
+    h, w = mask_hw.shape
+    ya, yb = max(y0, 0), min(y0 + h, canvas_hw3.shape[0])
+    xa, xb = max(x0, 0), min(x0 + w, canvas_hw3.shape[1])
+    if ya >= yb or xa >= xb:
+        return
+    sy, sx = slice(ya - y0, yb - y0), slice(xa - x0, xb - x0)
+    np.copyto(canvas_hw3[ya:yb, xa:xb], rgb_hw3[sy, sx], where=mask_hw[sy, sx, None])
+
+
+def _hwc(rgb_3hw: np.ndarray) -> np.ndarray:
+    """A channels-last view (no copy)."""
+    return rgb_3hw.transpose(1, 2, 0)
+
+
+def _background(rng: np.random.Generator, size: int, style: _Style) -> np.ndarray:
+    """Float RGB [3, size, size]: a solid or patterned field, static distractors, static noise."""
+    colours_23 = _random_colours(rng, 2)
+    if not style.textured:
+        return np.broadcast_to(colours_23[0, :, None, None], (3, size, size))
+    kind = PATTERNS[1 + rng.integers(len(PATTERNS) - 1)]  # never solid when textured
+    bg_3hw = _paint(_pattern(kind, size, size, rng), colours_23)
+    for _ in range(int(rng.integers(0, style.max_distractors + 1))):
+        side = max(3, round(rng.uniform(*_DISTRACTOR) * size))
+        rgb_3hw, mask_hw = _sprite(rng, side, style, _random_colours(rng, 1)[0])
+        x0, y0 = rng.integers(0, size - side + 1, size=2)
+        _paste(_hwc(bg_3hw), _hwc(rgb_3hw), mask_hw, int(x0), int(y0))
+    noise = rng.uniform(0, style.max_noise)
+    bg_3hw += (rng.random((size, size), dtype=np.float32) - 0.5) * (2 * noise)
+    return bg_3hw
+
+
+def _to_uint8_hwc(rgb_3hw: np.ndarray) -> np.ndarray:
+    """Contiguous uint8 [h, w, 3], so per-frame copies are plain memory copies."""
+    return np.clip(_hwc(rgb_3hw), 0, 255).astype(np.uint8, order="C")
+
+
+# ---------------------------------------------------------------------------------- video
+
+
+class ShapesVideo:
+    """One moving-shapes video; satisfies the ``Video`` protocol and renders frames on read.
+
+    Besides ``num_frames`` and ``fps``: ``size`` (H == W), ``motion`` (its class),
+    ``sprite_size`` (side of the object's square) and ``top_left_T2`` (the object's top-left
+    corner (x, y) in every frame), which tests and visualisations can use as ground truth.
+    """
+
+    def __init__(
+        self, motion: Motion, key: int, num_frames: int, size: int, fps: float, style: str
+    ) -> None:
+        self.motion = motion
+        self.num_frames = num_frames
+        self.size = size
+        self.fps = fps
+        self.style = style
+        self._key = key
+        rng = numpy_rng(key, _MOTION_STREAM)
+        self.sprite_size = max(3, round(rng.uniform(*_SPRITE) * size))
+        self.top_left_T2 = _trajectory(motion, num_frames, size, self.sprite_size, rng)
+
+    @cached_property
+    def _assets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Background [S, S, 3], sprite [s, s, 3] (uint8) and sprite mask, drawn once per video."""
+        rng = numpy_rng(self._key, _APPEARANCE_STREAM)
+        style = _STYLES[self.style]
+        bg_3hw = _background(rng, self.size, style)
+        colour_3 = _contrasting_colour(rng, bg_3hw.reshape(3, -1).mean(axis=1))
+        rgb_3hw, mask_hw = _sprite(rng, self.sprite_size, style, colour_3)
+        return _to_uint8_hwc(bg_3hw), _to_uint8_hwc(rgb_3hw), mask_hw
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at ``indices`` (any order, repeats allowed) as uint8 [T, H, W, 3]."""
+        idx_T = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx_T.size and (idx_T.min() < 0 or idx_T.max() >= self.num_frames):
+            bad = idx_T[(idx_T < 0) | (idx_T >= self.num_frames)][0]
+            raise IndexError(f"frame index {bad} out of range [0, {self.num_frames})")
+        bg_hw3, rgb_hw3, mask_hw = self._assets
+        frames_THW3 = np.empty((idx_T.size, self.size, self.size, 3), np.uint8)
+        frames_THW3[...] = bg_hw3
+        for frame_hw3, (x0, y0) in zip(frames_THW3, self.top_left_T2[idx_T].tolist(), strict=True):
+            _paste(frame_hw3, rgb_hw3, mask_hw, x0, y0)
+        return frames_THW3
+
+    def __repr__(self) -> str:
+        return (
+            f"ShapesVideo({self.motion.name}, frames={self.num_frames}, size={self.size}, "
+            f"style={self.style!r})"
+        )
+
+
+# ---------------------------------------------------------------------------------- dataset
+
+
+def _check_int(name: str, value: int, low: int, high: int | None = None) -> None:
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"moving_shapes: {name} must be an integer {bounds}, got {value!r}")
+
+
+@component("dataset", name="moving_shapes")
+class MovingShapes:
+    """Synthetic videos of one moving shape; the class is its motion, never its appearance."""
+
+    def __init__(
+        self,
+        num_samples: int = 1024,
+        num_classes: int = 10,
+        num_frames: int = 32,
+        size: int = 112,
+        style: str = "default",
+        seed: int = 0,
+        fps: float = 25.0,
+    ) -> None:
+        _check_int("num_samples", num_samples, 1)
+        _check_int("num_classes", num_classes, 1, len(CLASS_TABLE))
+        _check_int("num_frames", num_frames, 1)
+        _check_int("size", size, 16, 4096)
+        _check_int("seed", seed, 0, 2**63 - 1)
+        if style not in STYLES:
+            raise ValueError(f"moving_shapes: style must be one of {STYLES}, got {style!r}")
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < math.inf:
+            raise ValueError(f"moving_shapes: fps must be a positive finite number, got {fps!r}")
+        self.num_samples = int(num_samples)
+        self.num_classes = int(num_classes)
+        self.num_frames = int(num_frames)
+        self.size = int(size)
+        self.style = style
+        self.seed = int(seed)
+        self.fps = float(fps)
+        self.motions: list[Motion] = list(CLASS_TABLE[: self.num_classes])
+        self.classes: list[str] = [m.name for m in self.motions]
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def label(self, index: int) -> int:
+        """Balanced labels: every class gets the same count, give or take one."""
+        return index % self.num_classes
+
+    def __getitem__(self, index: int) -> VideoSample:
+        i = operator.index(index)
+        if i < 0:
+            i += self.num_samples
+        if not 0 <= i < self.num_samples:
+            raise IndexError(f"moving_shapes index {index} out of range [0, {self.num_samples})")
+        label = self.label(i)
+        key = sample_key(self.seed, 0, i, stream=_KEY_STREAM)
+        video = ShapesVideo(
+            self.motions[label], key, self.num_frames, self.size, self.fps, self.style
+        )
+        return VideoSample(video=video, label=label, index=i, video_id=f"moving_shapes_{i:06d}")
+
+    def __repr__(self) -> str:
+        return (
+            f"MovingShapes(num_samples={self.num_samples}, num_classes={self.num_classes}, "
+            f"num_frames={self.num_frames}, size={self.size}, style={self.style!r}, "
+            f"seed={self.seed})"
+        )

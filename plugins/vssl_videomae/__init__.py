@@ -1,0 +1,1 @@
+"""vssl plugin: VideoMAE masked video pretraining."""

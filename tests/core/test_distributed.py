@@ -1,0 +1,46 @@
+"""2-process torchrun (gloo) against a 1-process run with the same global batch."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import cli_env, read_metrics
+
+
+def _train(cwd, recipe, nproc, name, *overrides):
+    if nproc == 1:
+        cmd = [sys.executable, "-m", "vssl_core.cli"]
+    else:
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "vssl_core.cli",
+        ]
+    cmd += ["train", str(recipe), f"run.name={name}", *overrides]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), cwd=cwd, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out
+
+
+@pytest.mark.slow
+def test_two_ranks_match_one_rank_with_the_same_global_batch(tiny_recipe, tmp_path):
+    one = _train(tmp_path, tiny_recipe, 1, "one", "batch.per_rank=4")  # 4 x 1 rank x 2 accum
+    two = _train(tmp_path, tiny_recipe, 2, "two", "batch.per_rank=4")  # 4 x 2 ranks x 1 accum
+    assert (
+        "8 = 4 per rank x 2 rank(s) x 1 accumulation"
+        in (tmp_path / "runs/two/recipe.yaml").read_text()
+    )
+    assert (
+        "8 = 4 per rank x 1 rank(s) x 2 accumulation"
+        in (tmp_path / "runs/one/recipe.yaml").read_text()
+    )
+    l1 = [r["loss"] for r in read_metrics(tmp_path / "runs" / "one")]
+    l2 = [r["loss"] for r in read_metrics(tmp_path / "runs" / "two")]
+    assert len(l1) == len(l2) == 8
+    assert l2 == pytest.approx(l1, rel=1e-4)
+    assert l1[-1] < l1[0]
+    assert "completed at step 8" in one.stdout and "completed at step 8" in two.stdout

@@ -1,0 +1,75 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from vssl_core.engine.optim import (
+    build_optimizer,
+    build_scheduler,
+    lr_multiplier_schedule,
+    param_groups,
+    scale_lr,
+)
+from vssl_core.schema import OptimSection, ScheduleSection
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.norm = nn.LayerNorm(4)
+        self.pos_embed = nn.Parameter(torch.zeros(1, 3, 4))
+        self.frozen = nn.Parameter(torch.zeros(4, 4), requires_grad=False)
+
+    def no_weight_decay(self):
+        return {"pos_embed"}
+
+
+def test_no_weight_decay_on_norms_biases_and_named_params():
+    net = Net()
+    groups = {g["name"]: g for g in param_groups(net, 0.05)}
+    ids = {name: id(p) for name, p in net.named_parameters()}
+    assert {id(p) for p in groups["decay"]["params"]} == {ids["fc.weight"]}
+    assert {id(p) for p in groups["no_decay"]["params"]} == {
+        ids["fc.bias"],
+        ids["norm.weight"],
+        ids["norm.bias"],
+        ids["pos_embed"],
+    }
+    assert groups["no_decay"]["weight_decay"] == 0.0 and groups["decay"]["weight_decay"] == 0.05
+
+
+@pytest.mark.parametrize("rule,factor", [("linear", 2.0), ("sqrt", math.sqrt(2.0)), ("none", 1.0)])
+def test_lr_scaling_rules(rule, factor):
+    optim = OptimSection(lr=1.5e-4, lr_scaling=rule, lr_base_batch=256)
+    lr = scale_lr(optim, ScheduleSection(min_lr=1e-5), global_batch=512)
+    assert lr.peak == pytest.approx(1.5e-4 * factor) and lr.min_lr == pytest.approx(1e-5 * factor)
+
+
+def test_warmup_from_zero_then_cosine_to_min_lr_per_step():
+    net = Net()
+    lr = scale_lr(OptimSection(lr=1.0, lr_scaling="none"), ScheduleSection(min_lr=0.1), 256)
+    opt = build_optimizer(net, OptimSection(), lr.peak, torch.device("cpu"))
+    sched = build_scheduler(
+        opt, lr_multiplier_schedule(ScheduleSection(min_lr=0.1), lr, 10, 110), 110
+    )
+    lrs = []
+    for _ in range(110):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.0)
+    assert lrs[5] == pytest.approx(0.5)  # linear warmup
+    assert lrs[10] == pytest.approx(1.0)  # peak after warmup
+    assert lrs[60] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lrs[109] == pytest.approx(0.1, abs=1e-3)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+
+
+def test_sgd_uses_its_own_settings():
+    opt = build_optimizer(
+        Net(), OptimSection(name="sgd", momentum=0.8, nesterov=True), 0.1, torch.device("cpu")
+    )
+    assert isinstance(opt, torch.optim.SGD)
+    assert opt.param_groups[0]["momentum"] == 0.8 and opt.param_groups[0]["nesterov"]

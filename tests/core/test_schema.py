@@ -1,0 +1,95 @@
+from pathlib import Path
+
+import pytest
+
+from vssl_core.config import load_config
+from vssl_core.schema import RecipeValidationError, validate_recipe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def base() -> dict:
+    return {
+        "data": {"dataset": {"name": "moving_shapes"}},
+        "backbone": {"name": "vit_tiny"},
+        "objective": {"name": "videomae"},
+    }
+
+
+def problems(recipe, host) -> list[str]:
+    with pytest.raises(RecipeValidationError) as err:
+        validate_recipe(recipe, host.registry)
+    return err.value.problems
+
+
+def test_minimal_recipe_gets_every_default(host):
+    out = validate_recipe(base(), host.registry)
+    assert out["objective"]["mask_ratio"] == 0.9
+    assert out["train"]["precision"] == "auto" and out["batch"]["per_rank"] is None
+    assert out["data"]["dataset"]["num_samples"] == 1024
+    assert list(out)[:3] == ["run", "data", "backbone"]  # schema order, not merge order
+
+
+def test_unknown_component_key_names_full_path_and_closest(host):
+    r = base()
+    r["objective"]["mask_ration"] = 0.5
+    (p,) = problems(r, host)
+    assert p.startswith("objective.mask_ration: unknown key; did you mean 'mask_ratio'?")
+    assert "objective 'videomae' accepts:" in p
+
+
+def test_unknown_section_key_names_full_path_and_closest(host):
+    r = base()
+    r["train"] = {"epochz": 3}
+    r["optimizer"] = {}
+    ps = problems(r, host)
+    assert any(p.startswith("train.epochz: unknown key; did you mean 'epochs'?") for p in ps)
+    assert any(p.startswith("optimizer: unknown key; did you mean 'optim'?") for p in ps)
+
+
+def test_wrong_types_name_the_expected_type(host):
+    r = base()
+    r["objective"]["mask_ratio"] = "high"
+    r["train"] = {"epochs": 1.5, "precision": "fp16"}
+    r["optim"] = {"betas": [0.9]}
+    ps = problems(r, host)
+    assert "objective.mask_ratio: expected float, got str 'high'" in ps
+    assert "train.epochs: expected int, got float 1.5" in ps
+    assert "train.precision: expected one of 'auto', 'bf16', 'fp32', got str 'fp16'" in ps
+    assert any(p.startswith("optim.betas: expected a list of 2 (float, float) or null") for p in ps)
+
+
+def test_unknown_component_name_lists_close_matches(host):
+    r = base()
+    r["backbone"]["name"] = "vit_tinny"
+    (p,) = problems(r, host)
+    assert "backbone.name: unknown backbone 'vit_tinny'" in p and "did you mean: vit_tiny" in p
+    assert "available backbones:" in p
+
+
+def test_injected_missing_and_optimizer_specific_keys(host):
+    r = base()
+    r["objective"]["backbone"] = "x"
+    del r["data"]["dataset"]
+    r["optim"] = {"name": "adamw", "momentum": 0.9}
+    ps = problems(r, host)
+    assert "objective.backbone: set by vssl itself; remove it from the recipe" in ps
+    assert "data.dataset: missing; set a dataset component" in ps
+    assert any(p.startswith("optim.momentum: only used by optimizer 'sgd'") for p in ps)
+
+
+def test_every_problem_is_reported_at_once(host):
+    r = base()
+    r["objective"]["a"] = 1
+    r["backbone"]["b"] = 2
+    r["log"] = {"c": 3}
+    assert len(problems(r, host)) == 3
+
+
+def test_every_shipped_recipe_validates(host):
+    recipes = sorted((ROOT / "recipes").glob("*.yaml"))
+    assert len(recipes) >= 1, "no runnable recipes found"
+    for path in recipes:
+        load_config(path, [], host)
+    fragments = sorted((ROOT / "recipes" / "base").glob("*.yaml"))
+    assert len(fragments) >= 2

@@ -1,0 +1,1 @@
+"""Test-only plugins: fault injection for the trainer tests."""

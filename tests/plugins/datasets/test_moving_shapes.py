@@ -1,0 +1,190 @@
+"""The embedded moving-shapes dataset: contract, determinism, and that only motion gives the label."""
+
+import hashlib
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from vssl_datasets import moving_shapes
+from vssl_datasets.moving_shapes import CLASS_TABLE, STYLES, MovingShapes
+
+from vssl_core.interfaces import Video, VideoDataset
+from vssl_core.registry import Registry
+
+
+def small(**kwargs) -> MovingShapes:
+    """A dataset small enough that every test renders in milliseconds."""
+    return MovingShapes(**{"num_samples": 64, "num_frames": 12, "size": 32, **kwargs})
+
+
+def digest(frames: np.ndarray) -> str:
+    return hashlib.sha256(frames.tobytes()).hexdigest()
+
+
+def test_sample_and_video_contract():
+    ds = small(num_classes=5, fps=12.5)
+    sample = ds[3]
+    frames_THW3 = sample.video.read(range(12))
+    assert isinstance(ds, VideoDataset) and isinstance(sample.video, Video)
+    assert frames_THW3.shape == (12, 32, 32, 3) and frames_THW3.dtype == np.uint8
+    assert (sample.label, sample.index, sample.video_id) == (3, 3, "moving_shapes_000003")
+    assert (sample.video.num_frames, sample.video.fps, sample.video.size) == (12, 12.5, 32)
+    assert len(ds) == 64 and ds.num_classes == 5 and len(ds.classes) == 5
+    assert ds[-1].index == 63
+
+
+def test_class_table_is_unique_and_spreads_variety():
+    names = [m.name for m in CLASS_TABLE]
+    assert len(set(names)) == len(names) == 36
+    assert small(num_classes=4).classes == [
+        "line-right-fast",
+        "line-left-fast",
+        "line-up-fast",
+        "line-down-fast",
+    ]
+    first10 = CLASS_TABLE[:10]
+    assert {m.path for m in first10} == {"line", "circle", "zigzag"}
+    assert {m.speed for m in first10} == {"fast"}
+    assert small(num_classes=36).classes == names
+
+
+def test_registered_as_dataset_component():
+    registry = Registry()
+    assert registry.add_module(moving_shapes, "datasets") == 1
+    assert registry.get("dataset", "moving_shapes").factory is MovingShapes
+
+
+def test_same_seed_same_frames_in_any_access_order():
+    forward = small(seed=7)
+    backward = small(seed=7)
+    order = list(range(10))
+    a = {i: forward[i].video.read(range(12)) for i in order}
+    b = {i: backward[i].video.read(range(11, -1, -1))[::-1] for i in reversed(order)}
+    assert all(np.array_equal(a[i], b[i]) for i in order)
+
+
+def test_same_frames_in_a_fresh_process():
+    code = (
+        "import hashlib; from vssl_datasets.moving_shapes import MovingShapes;"
+        "ds = MovingShapes(num_samples=64, num_frames=12, size=32, seed=3);"
+        "print(hashlib.sha256(ds[5].video.read(range(12)).tobytes()).hexdigest())"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == digest(small(seed=3)[5].video.read(range(12)))
+
+
+def test_pickled_dataset_renders_the_same():
+    ds = small(seed=1)
+    clone = pickle.loads(pickle.dumps(ds))
+    assert np.array_equal(clone[9].video.read([0, 5]), ds[9].video.read([0, 5]))
+
+
+def test_different_seeds_and_indices_differ():
+    frames = {
+        (seed, i): digest(small(seed=seed)[i].video.read([0, 6])) for seed in (0, 1) for i in (0, 1)
+    }
+    assert len(set(frames.values())) == 4
+
+
+def test_subset_read_matches_full_read():
+    video = small()[4].video
+    full_THW3 = video.read(range(12))
+    indices = [5, 0, 5, 11, 2, 2]
+    assert np.array_equal(video.read(indices), full_THW3[indices])
+    assert np.array_equal(video.read(np.arange(0, 12, 3)), full_THW3[::3])
+    assert video.read([]).shape == (0, 32, 32, 3)
+
+
+def test_labels_are_balanced():
+    ds = MovingShapes(num_samples=103, num_classes=10)
+    counts = np.bincount([ds[i].label for i in range(len(ds))], minlength=10)
+    assert counts.max() - counts.min() <= 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("num_samples", 0),
+        ("num_classes", 0),
+        ("num_classes", 37),
+        ("num_frames", 0),
+        ("size", 8),
+        ("seed", -1),
+        ("style", "neon"),
+        ("fps", 0.0),
+        ("fps", float("nan")),
+        ("num_frames", 2.5),
+    ],
+)
+def test_bad_arguments_name_themselves(name, value):
+    with pytest.raises(ValueError, match=name):
+        MovingShapes(**{name: value})
+
+
+def test_out_of_range_indices_raise():
+    ds = small()
+    with pytest.raises(IndexError):
+        ds[64]
+    with pytest.raises(IndexError):
+        ds[-65]
+    with pytest.raises(IndexError):
+        ds[0].video.read([0, 12])
+    with pytest.raises(IndexError):
+        ds[0].video.read([-1])
+
+
+@pytest.mark.parametrize("size", [16, 48, 112])
+def test_object_stays_fully_inside_the_frame(size):
+    ds = MovingShapes(num_samples=72, num_classes=36, num_frames=32, size=size)
+    for i in range(len(ds)):
+        video = ds[i].video
+        assert video.top_left_T2.min() >= 0
+        assert video.top_left_T2.max() <= size - video.sprite_size
+
+
+def test_both_styles_render():
+    for style in STYLES:
+        frames_THW3 = small(style=style)[0].video.read(range(12))
+        assert frames_THW3.shape == (12, 32, 32, 3) and frames_THW3.std() > 0
+    flat = small(style="flat")[0].video.read([0])[0].reshape(-1, 3)
+    textured = small(style="default")[0].video.read([0])[0].reshape(-1, 3)
+    assert len(np.unique(flat, axis=0)) <= 2 < len(np.unique(textured, axis=0))
+
+
+def nearest_centroid_accuracy(features_N: np.ndarray, labels_N: np.ndarray) -> float:
+    """Fit class centroids on the first half, score on the second half."""
+    half = len(labels_N) // 2
+    classes = np.unique(labels_N)
+    centroids = np.stack([features_N[:half][labels_N[:half] == k].mean(0) for k in classes])
+    distances = ((features_N[half:, None] - centroids[None]) ** 2).sum(-1)
+    return float((classes[distances.argmin(1)] == labels_N[half:]).mean())
+
+
+def motion_feature(frames_THW3: np.ndarray) -> np.ndarray:
+    """Displacement of the centroid of changed pixels from the first to the last frame pair."""
+
+    def changed_centroid(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ys, xs = np.nonzero(np.any(a != b, axis=-1))
+        return np.array([xs.mean(), ys.mean()]) if xs.size else np.zeros(2)
+
+    start = changed_centroid(frames_THW3[0], frames_THW3[1])
+    end = changed_centroid(frames_THW3[-2], frames_THW3[-1])
+    return end - start
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_label_comes_from_motion_not_appearance(style):
+    ds = MovingShapes(num_samples=200, num_classes=4, num_frames=8, size=48, style=style)
+    samples = [ds[i] for i in range(len(ds))]
+    videos = [s.video.read(range(8)) for s in samples]
+    labels_N = np.array([s.label for s in samples])
+    mean_rgb_N3 = np.stack([v.reshape(-1, 3).mean(0) for v in videos])
+    motion_N2 = np.stack([motion_feature(v) for v in videos])
+    assert nearest_centroid_accuracy(mean_rgb_N3, labels_N) < 0.5  # chance is 0.25
+    assert nearest_centroid_accuracy(motion_N2, labels_N) > 0.9

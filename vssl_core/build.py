@@ -1,0 +1,28 @@
+"""Build components from validated ``{name: ..., **kwargs}`` mappings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vssl_core.interfaces import Objective, VideoDataset
+from vssl_core.registry import Registry
+
+
+def build(registry: Registry, kind: str, spec: dict, **injected: Any) -> Any:
+    """Call the registered factory with the spec's own arguments (never the whole recipe)."""
+    entry = registry.get(kind, spec["name"])
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    try:
+        return entry.factory(**injected, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"building {kind} {spec['name']!r} (plugin {entry.plugin}): {exc}") from exc
+
+
+def build_objective(registry: Registry, recipe: dict) -> Objective:
+    """The backbone, then the objective that owns it."""
+    backbone = build(registry, "backbone", recipe["backbone"])
+    return build(registry, "objective", recipe["objective"], backbone=backbone)
+
+
+def build_dataset(registry: Registry, recipe: dict) -> VideoDataset:
+    return build(registry, "dataset", recipe["data"]["dataset"])

@@ -1,0 +1,209 @@
+"""The `vssl` command line: train, config, validate, info, list, plugins.
+
+Knobs live in recipes, not in flags: every command takes a recipe and ``key.path=value``
+overrides. Errors that a user can fix are printed as one clear message (exit code 2), not a
+traceback; set VSSL_DEBUG=1 to see the traceback too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from vssl_core.registry import KINDS, RegistryError
+
+EPILOG = "Overrides: key.path=value pairs applied after the recipe (values are YAML), e.g. train.epochs=3."
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vssl", description="vssl: video self-supervised learning from plugins and recipes."
+    )
+    p.add_argument(
+        "--no-plugin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="do not load this plugin (repeatable)",
+    )
+    p.add_argument(
+        "-p",
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also load this importable module as a plugin (repeatable), e.g. while "
+        "developing a plugin that is not installed yet",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def recipe_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG)
+        c.add_argument(
+            "recipe", help="recipe file (a path, or a name found in the plugins' recipe folders)"
+        )
+        c.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
+        return c
+
+    recipe_cmd(
+        "train", "Train the recipe's objective. Continue an interrupted run with resume=true."
+    )
+    c = recipe_cmd("config", "Print the resolved recipe, with every default filled in.")
+    c.add_argument(
+        "--provenance",
+        action="store_true",
+        help="mark each key with the file (or the command line) that set it",
+    )
+    recipe_cmd("validate", "Check the recipe (all problems at once) without building anything.")
+    recipe_cmd("info", "Parameters and FLOPs per clip of the recipe's model at its input size.")
+    c = sub.add_parser(
+        "list",
+        help="List registered components with their plugins.",
+        description="List registered components and the plugin providing each.",
+    )
+    c.add_argument("kind", nargs="?", choices=KINDS, help="only this kind")
+    sub.add_parser(
+        "plugins",
+        help="List discovered plugins: loaded, failed (with the reason), blocked.",
+        description="List discovered plugins: loaded, failed (with the reason), blocked.",
+    )
+    return p
+
+
+def _host(args: argparse.Namespace):
+    import importlib
+
+    from vssl_core.plugins import VsslPluginWarning, load_plugins
+
+    extra = []
+    for name in args.plugin:
+        try:
+            extra.append((name, importlib.import_module(name)))
+        except ImportError as exc:
+            raise RegistryError(f"-p {name}: cannot import plugin module {name!r}: {exc}") from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", VsslPluginWarning)
+        host = load_plugins(blocked=args.no_plugin, extra=extra)
+    for w in caught:
+        if issubclass(w.category, VsslPluginWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return host
+
+
+def cmd_train(args, host) -> int:
+    from vssl_core.config import load_config
+    from vssl_core.engine.trainer import train
+
+    config = load_config(args.recipe, args.overrides, host)
+    result = train(config, host)
+    if int(os.environ.get("RANK", "0")) == 0:
+        loss = f", last logged loss {result.last_loss:.4f}" if result.last_loss is not None else ""
+        print(f"{result.status} at step {result.step}{loss}; run directory {result.run_dir}")
+    return 0
+
+
+def cmd_config(args, host) -> int:
+    from vssl_core.config import load_config
+    from vssl_core.recipe import dump_with_provenance, dump_yaml
+
+    config = load_config(args.recipe, args.overrides, host)
+    text = (
+        dump_with_provenance(config.data, config.provenance)
+        if args.provenance
+        else dump_yaml(config.data)
+    )
+    print(f"# {config.path}\n{text}", end="")
+    return 0
+
+
+def cmd_validate(args, host) -> int:
+    from vssl_core.config import load_config
+
+    config = load_config(args.recipe, args.overrides, host)
+    print(f"{config.path}: ok")
+    return 0
+
+
+def cmd_info(args, host) -> int:
+    from vssl_core.build import build_objective
+    from vssl_core.config import load_config
+    from vssl_core.info import describe_model
+
+    config = load_config(args.recipe, args.overrides, host)
+    model = build_objective(host.registry, config.data)
+    info = describe_model(model, model.views())
+    bb, obj = config.data["backbone"]["name"], config.data["objective"]["name"]
+
+    def g(x):
+        return "n/a (not traceable)" if x is None else f"{x / 1e9:.3f} G"
+
+    print(f"recipe     {config.path}")
+    print(f"input      {' x '.join(map(str, info.input_shape[1:]))} (C x T x H x W) per clip")
+    print(
+        f"backbone   {bb}: {info.backbone_params:,} parameters; {g(info.backbone_flops)}FLOPs per clip (full clip)"
+    )
+    print(
+        f"objective  {obj}: {info.objective_params:,} parameters in all ({info.trainable_params:,} trainable); "
+        f"{g(info.objective_flops)}FLOPs per clip (training forward)"
+    )
+    print(
+        "FLOPs are fvcore's count: one multiply-add = 1 FLOP (double it for the hardware-peak convention)."
+    )
+    if info.unsupported_ops:
+        print(f"not counted (fvcore has no handler): {', '.join(sorted(info.unsupported_ops))}")
+    return 0
+
+
+def cmd_list(args, host) -> int:
+    kinds = [args.kind] if args.kind else list(KINDS)
+    for kind in kinds:
+        entries = [host.registry.entries[kind][n] for n in host.registry.names(kind)]
+        print(f"{kind}s:" if entries else f"{kind}s: (none registered)")
+        for e in entries:
+            alias = f" (alias of {e.alias_of})" if e.alias_of else ""
+            print(f"  {e.name:<24} [{e.plugin}]{alias}  {e.doc}")
+    return 0
+
+
+def cmd_plugins(args, host) -> int:
+    for p in host.plugins:
+        detail = f"{p.components} component(s)" if p.status == "loaded" else p.reason
+        print(f"{p.name:<16} {p.status:<8} {p.distribution} {p.version}  {detail}")
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "config": cmd_config,
+    "validate": cmd_validate,
+    "info": cmd_info,
+    "list": cmd_list,
+    "plugins": cmd_plugins,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from vssl_core.engine.checkpoint import CheckpointError
+    from vssl_core.engine.trainer import TrainingError
+    from vssl_core.schema import RecipeError
+
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        host = _host(args)
+        return COMMANDS[args.command](args, host)
+    except (RecipeError, RegistryError, TrainingError, CheckpointError, ValueError) as exc:
+        if os.environ.get("VSSL_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

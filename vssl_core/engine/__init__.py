@@ -1,0 +1,1 @@
+"""The thin, torch-native training engine."""

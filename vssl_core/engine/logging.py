@@ -1,0 +1,105 @@
+"""Built-in logging, implemented as hook plugins: metrics.jsonl, TensorBoard, a progress bar.
+
+They use the same lifecycle hooks a third-party logger (W&B, MLflow...) would implement.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from tqdm import tqdm
+
+from vssl_core.engine.run import RunContext
+from vssl_core.hookspecs import hookimpl
+
+
+class MetricsFileLogger:
+    """Appends one JSON line per logging step to <run dir>/metrics.jsonl (rank 0)."""
+
+    def __init__(self) -> None:
+        self.file = None
+
+    @hookimpl
+    def vssl_train_start(self, run: RunContext) -> None:
+        if run.is_main:
+            self.file = open(run.run_dir / "metrics.jsonl", "a")
+
+    @hookimpl
+    def vssl_step_end(self, run: RunContext, step: int, metrics: dict | None) -> None:
+        if self.file is not None and metrics is not None:
+            self.file.write(json.dumps({"step": step, **metrics}) + "\n")
+            self.file.flush()
+
+    @hookimpl
+    def vssl_train_end(self, run: RunContext, step: int, status: str) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class TensorBoardLogger:
+    """Scalars to <run dir>/tensorboard (rank 0)."""
+
+    def __init__(self) -> None:
+        self.writer = None
+
+    @hookimpl
+    def vssl_train_start(self, run: RunContext) -> None:
+        if run.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(
+                log_dir=str(run.run_dir / "tensorboard"), purge_step=run.start_step or None
+            )
+
+    @hookimpl
+    def vssl_step_end(self, run: RunContext, step: int, metrics: dict | None) -> None:
+        if self.writer is not None and metrics is not None:
+            for key, value in metrics.items():
+                if isinstance(value, int | float):
+                    self.writer.add_scalar(f"train/{key}", value, step)
+
+    @hookimpl
+    def vssl_train_end(self, run: RunContext, step: int, status: str) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class ProgressBar:
+    """tqdm bar with loss, lr and clips/s; the ETA comes from tqdm's rate (rank 0)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    @hookimpl
+    def vssl_train_start(self, run: RunContext) -> None:
+        if run.is_main:
+            self.bar = tqdm(
+                total=run.total_steps,
+                initial=run.start_step,
+                desc=run.run_dir.name,
+                unit="step",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+
+    @hookimpl
+    def vssl_step_end(self, run: RunContext, step: int, metrics: dict | None) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        if metrics is not None:
+            self.bar.set_postfix(
+                loss=f"{metrics['loss']:.4f}",
+                lr=f"{metrics['lr']:.3g}",
+                clips_s=f"{metrics['clips_per_s']:.1f}",
+                refresh=False,
+            )
+
+    @hookimpl
+    def vssl_train_end(self, run: RunContext, step: int, status: str) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

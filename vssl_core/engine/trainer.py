@@ -1,0 +1,366 @@
+"""The trainer: a plain PyTorch loop that knows no method.
+
+Per optimizer step: ``accum_steps`` micro-batches forward/backward (DDP gradient sync only on the
+last), one finiteness + stop-request check (one small all-reduce), optional clipping, the
+optimizer and scheduler step, the objective's ``after_step`` hook, then logging and checkpoints.
+Everything method-specific happens inside ``objective(batch)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from vssl_core.build import build_dataset, build_objective
+from vssl_core.config import Config
+from vssl_core.data.clips import ClipDataset, normalize_on_device
+from vssl_core.data.loader import build_loader
+from vssl_core.data.sampler import BatchLayout, StepBatchSampler
+from vssl_core.engine import checkpoint as ckpt
+from vssl_core.engine.distributed import (
+    all_reduce_sum,
+    barrier,
+    init_distributed,
+    shutdown,
+)
+from vssl_core.engine.logging import MetricsFileLogger, ProgressBar, TensorBoardLogger
+from vssl_core.engine.optim import (
+    build_optimizer,
+    build_scheduler,
+    lr_multiplier_schedule,
+    scale_lr,
+)
+from vssl_core.engine.run import RunContext
+from vssl_core.plugins import PluginHost
+from vssl_core.recipe import dump_yaml
+
+log = logging.getLogger("vssl.train")
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    status: str  # completed | preempted
+    last_loss: float | None
+
+
+class _StopRequest:
+    """Turns SIGTERM (a cluster pre-empting the job) into a flag checked after every step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _StopRequest:
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def resolve_run_dir(config: Config) -> tuple[Path, Path | None]:
+    """The run directory and the checkpoint to resume from (None: a fresh run)."""
+    run = config.run
+    run_dir = Path(run.output_root) / run.name
+    resume = config.data["resume"]
+    last = run_dir / "checkpoints" / "last.pt"
+    if resume is True:
+        if not last.is_file():
+            raise TrainingError(f"resume=true but {last} does not exist; start without resume")
+        return run_dir, last
+    if isinstance(resume, str) and resume:
+        return run_dir, Path(resume)
+    if last.is_file():
+        raise TrainingError(
+            f"{run_dir} already holds a checkpoint ({last}). Continue it with resume=true, or "
+            f"start a new run with run.name=<another name> (nothing was overwritten)."
+        )
+    return run_dir, None
+
+
+def _autocast(device: torch.device, precision: str):
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+class Trainer:
+    def __init__(self, config: Config, host: PluginHost):
+        self.config, self.host = config, host
+        self.loggers = []
+
+    # ------------------------------------------------------------------------------- set-up
+    def _setup(self) -> None:
+        cfg = self.config
+        self.dist = init_distributed(cfg.train.device)
+        self.run_dir, resume_from = resolve_run_dir(cfg)
+        torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
+
+        self.dataset = build_dataset(self.host.registry, cfg.data)
+        self.model = build_objective(self.host.registry, cfg.data).to(self.dist.device)
+        self.views = self.model.views()
+        self.layout = BatchLayout.from_recipe(
+            cfg.batch.global_size, cfg.batch.per_rank, self.dist.world_size
+        )
+        self.steps_per_epoch = len(self.dataset) // self.layout.global_size
+        if self.steps_per_epoch < 1:
+            raise TrainingError(
+                f"the dataset has {len(self.dataset)} samples, fewer than one global batch "
+                f"({self.layout.global_size}); lower batch.global_size or add samples"
+            )
+        tr = cfg.train
+        self.total_steps = (
+            tr.max_steps if tr.max_steps is not None else tr.epochs * self.steps_per_epoch
+        )
+        self.lr = scale_lr(cfg.optim, cfg.schedule, self.layout.global_size)
+        self.optimizer = build_optimizer(self.model, cfg.optim, self.lr.peak, self.dist.device)
+        warmup_steps = round(cfg.schedule.warmup_epochs * self.steps_per_epoch)
+        self.scheduler = build_scheduler(
+            self.optimizer,
+            lr_multiplier_schedule(cfg.schedule, self.lr, warmup_steps, self.total_steps),
+            self.total_steps,
+        )
+        self.start_step = 0
+        if resume_from is not None:
+            self.start_step = self._restore(resume_from)
+
+        self.ddp = self.model
+        if self.dist.distributed:
+            self.ddp = DistributedDataParallel(
+                self.model,
+                device_ids=[self.dist.device.index] if self.dist.device.type == "cuda" else None,
+                find_unused_parameters=tr.find_unused_parameters,
+            )
+        self._write_run_files(warmup_steps)
+        self.ctx = RunContext(
+            recipe=cfg.data,
+            run_dir=self.run_dir,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            layout=self.layout,
+            start_step=self.start_step,
+            total_steps=self.total_steps,
+            steps_per_epoch=self.steps_per_epoch,
+            model=self.model,
+        )
+
+    def _loader(self):
+        data = self.config.loader
+        sampler = StepBatchSampler(
+            len(self.dataset),
+            self.layout,
+            self.dist.rank,
+            self.config.run.seed,
+            self.start_step,
+            self.total_steps,
+        )
+        pin = data.pin_memory if data.pin_memory is not None else self.dist.device.type == "cuda"
+        clips = ClipDataset(self.dataset, self.views, self.config.run.seed)
+        return build_loader(
+            clips, sampler, data.num_workers, pin, data.persistent_workers, data.prefetch_factor
+        )
+
+    def _write_run_files(self, warmup_steps: int) -> None:
+        cfg = self.config
+        layout_text = self.layout.describe()
+        lr_text = self.lr.describe(cfg.optim.lr, self.layout.global_size, cfg.optim.lr_base_batch)
+        summary = (
+            f"{layout_text}; {lr_text}; {self.total_steps} steps ({self.steps_per_epoch} per epoch),"
+            f" warmup {warmup_steps} steps; device {self.dist.device}"
+        )
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "recipe.yaml").write_text(
+                f"# resolved from {cfg.path}\n# {summary}\n" + dump_yaml(cfg.data)
+            )
+            log.info("run %s: %s", self.run_dir, summary)
+        barrier(self.dist)
+
+    def _restore(self, path: Path) -> int:
+        state = ckpt.load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"])
+        if self.dist.is_main:
+            log.info("resumed from %s at step %d", path, state["step"])
+        return int(state["step"])
+
+    # ------------------------------------------------------------------------------- steps
+    def _forward_backward(self, micro_batches: list) -> tuple[torch.Tensor, dict]:
+        """One optimizer step's worth of forward/backward; returns the summed (averaged) loss."""
+        accum = len(micro_batches)
+        loss_sum = torch.zeros((), device=self.dist.device)
+        metric_sums: dict[str, torch.Tensor] = {}
+        for i, batch in enumerate(micro_batches):
+            batch = normalize_on_device(batch.to(self.dist.device, non_blocking=True), self.views)
+            sync = i == accum - 1 or not self.dist.distributed
+            with contextlib.nullcontext() if sync else self.ddp.no_sync():
+                with _autocast(self.dist.device, self.config.train.precision):
+                    out = self.ddp(batch)
+                (out.loss / accum).backward()
+            loss_sum += out.loss.detach().float() / accum
+            for k, v in out.metrics.items():
+                metric_sums[k] = metric_sums.get(k, 0) + v.detach().float() / accum
+        return loss_sum, metric_sums
+
+    def _check_step(self, loss: torch.Tensor, stop: _StopRequest) -> tuple[bool, bool]:
+        """(finite on every rank, stop requested on any rank): one tiny all-reduce, one sync."""
+        flags = torch.tensor(
+            [float(not torch.isfinite(loss)), float(stop.requested)], device=self.dist.device
+        )
+        flags = all_reduce_sum(flags, self.dist).tolist()
+        return flags[0] == 0, flags[1] > 0
+
+    def _optimizer_step(self) -> None:
+        if self.config.train.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+
+    # ------------------------------------------------------------------------------- loop
+    def fit(self) -> TrainResult:
+        self._setup()
+        hook = self.host.hook
+        for name, plugin in self._logger_plugins():
+            self.host.pm.register(plugin, name=name)
+            self.loggers.append(plugin)
+        status, step, last_loss = "failed", self.start_step, None
+        try:
+            with _StopRequest() as stop:
+                hook.vssl_train_start(run=self.ctx)
+                step, last_loss, status = self._loop(stop)
+        finally:
+            hook.vssl_train_end(run=self.ctx, step=step, status=status)
+            for plugin in self.loggers:
+                self.host.pm.unregister(plugin)
+            shutdown(self.dist)
+        return TrainResult(self.run_dir, step, status, last_loss)
+
+    def _logger_plugins(self) -> list[tuple[str, object]]:
+        lg = self.config.log
+        plugins: list[tuple[str, object]] = [("vssl.metrics_file", MetricsFileLogger())]
+        if lg.tensorboard:
+            plugins.append(("vssl.tensorboard", TensorBoardLogger()))
+        if lg.progress_bar:
+            plugins.append(("vssl.progress", ProgressBar()))
+        return plugins
+
+    def _loop(self, stop: _StopRequest) -> tuple[int, float | None, str]:
+        cfg, hook = self.config, self.host.hook
+        every_ckpt, keep_every = cfg.checkpoint.every_steps, cfg.checkpoint.keep_every_steps
+        log_every = cfg.log.every_steps
+        self.model.train()
+        step, last_loss = self.start_step, None
+        window_loss, window_metrics, window_steps, skipped = 0.0, {}, 0, 0
+        t_window = time.perf_counter()
+        micro: list = []
+        for batch in self._loader():
+            micro.append(batch)
+            if len(micro) < self.layout.accum_steps:
+                continue
+            loss, metrics = self._forward_backward(micro)
+            micro = []
+            finite, stop_now = self._check_step(loss, stop)
+            if finite:
+                self._optimizer_step()
+            elif cfg.train.nonfinite_loss == "skip":
+                skipped += 1
+                self.scheduler.step()  # keep the schedule aligned with the step count
+                log.warning(
+                    "step %d: non-finite loss, update skipped (%d so far)", step + 1, skipped
+                )
+            else:
+                raise TrainingError(
+                    f"non-finite loss ({loss.item()}) at step {step + 1}; the last checkpoint is in "
+                    f"{self.ctx.checkpoint_dir}. Lower optim.lr, set train.grad_clip, or set "
+                    "train.nonfinite_loss=skip to skip such steps."
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.model.after_step(step + 1)
+            step += 1
+            if finite:
+                window_loss += float(loss)
+                for k, v in metrics.items():
+                    window_metrics[k] = window_metrics.get(k, 0.0) + float(v)
+                window_steps += 1
+            logged = None
+            if step % log_every == 0 or step == self.total_steps:
+                logged = self._window_metrics(
+                    window_loss, window_metrics, window_steps, t_window, skipped
+                )
+                last_loss = logged.get("loss", last_loss)
+                window_loss, window_metrics, window_steps = 0.0, {}, 0
+                t_window = time.perf_counter()
+            hook.vssl_step_end(run=self.ctx, step=step, metrics=logged)
+            if keep_every and step % keep_every == 0:
+                self._save(step, keep=True)
+            if stop_now:
+                self._save(step)
+                log.warning("SIGTERM: checkpoint saved at step %d; continue with resume=true", step)
+                return step, last_loss, "preempted"
+            if every_ckpt and step % every_ckpt == 0 and step != self.total_steps:
+                self._save(step)
+        self._save(step)
+        return step, last_loss, "completed"
+
+    def _window_metrics(
+        self, loss_sum: float, metric_sums: dict, steps: int, t0: float, skipped: int
+    ) -> dict:
+        """Averages since the last log, over steps and ranks (the loss is already rank-local)."""
+        vals = torch.tensor([loss_sum, steps, *metric_sums.values()], dtype=torch.float64)
+        vals = all_reduce_sum(vals.to(self.dist.device), self.dist).cpu()
+        n = max(vals[1].item(), 1.0)
+        elapsed = time.perf_counter() - t0
+        out = {"loss": vals[0].item() / n} if vals[1] > 0 else {}
+        out.update({k: vals[2 + i].item() / n for i, k in enumerate(metric_sums)})
+        out["lr"] = self.optimizer.param_groups[0]["lr"]
+        out["clips_per_s"] = steps * self.layout.global_size / max(elapsed, 1e-9)
+        if skipped:
+            out["skipped_steps"] = skipped
+        return out
+
+    def _save(self, step: int, keep: bool = False) -> None:
+        if not self.dist.is_main:
+            barrier(self.dist)
+            return
+        epoch, in_epoch = divmod(step, self.steps_per_epoch)
+        state = {
+            "format": "vssl",
+            "version": ckpt.FORMAT_VERSION,
+            "step": step,
+            "data_position": {"epoch": epoch, "step_in_epoch": in_epoch},
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": ckpt.rng_state(),
+            "recipe": self.config.data,
+            "world_size": self.dist.world_size,
+        }
+        path = self.ctx.checkpoint_dir / ("last.pt" if not keep else f"step_{step:08d}.pt")
+        ckpt.save_atomic(state, path)
+        self.host.hook.vssl_checkpoint_saved(run=self.ctx, path=path, step=step)
+        barrier(self.dist)
+
+
+def train(config: Config, host: PluginHost) -> TrainResult:
+    return Trainer(config, host).fit()

@@ -1,0 +1,239 @@
+"""Recipe files: YAML with one composition rule, CLI overrides, interpolation and provenance.
+
+Composition: a recipe may list other recipe files under ``defaults:`` (paths relative to the file,
+else looked up in the plugins' recipe search paths). They are merged in order, then the file
+itself: later values override earlier ones, mappings merge key by key, lists and scalars replace.
+One refinement keeps components honest: a component mapping whose ``name`` changes is replaced
+whole, so arguments of the old component never leak into the new one. CLI ``a.b=value`` overrides
+apply last (values parsed as YAML). ``${a.b}`` interpolation is resolved after all merging.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vssl_core.schema import RecipeError
+
+CLI = "command line"
+DEFAULT = "default"
+
+
+@dataclass
+class ComposedRecipe:
+    """A recipe after composition: plain data plus, per leaf key path, who set it."""
+
+    path: Path
+    data: dict
+    provenance: dict[str, str]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that rejects duplicate keys (a silent last-wins is a classic config trap)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise RecipeError(
+                f"{node.start_mark.name}:{key_node.start_mark.line + 1}: duplicate key {key!r} "
+                f"(first at line {seen[key] + 1}); keep one"
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        with open(path) as f:
+            data = yaml.load(f, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(
+            f"{path}: a recipe must be a mapping at the top, got {type(data).__name__}"
+        )
+    return data
+
+
+def find_recipe(
+    name: str | Path, search_paths: Sequence[Path], relative_to: Path | None = None
+) -> Path:
+    """Resolve a recipe reference: as given, relative to the including file, then search paths."""
+    name = Path(name)
+    candidates = [name] if relative_to is None else [relative_to / name]
+    if relative_to is None or name.is_absolute():
+        candidates.append(name)
+    candidates += [Path(p) / name for p in search_paths]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    known = sorted(
+        {
+            str(f.relative_to(p))
+            for p in map(Path, search_paths)
+            if p.is_dir()
+            for f in p.rglob("*.yaml")
+        }
+    )
+    near = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    where = ", ".join(str(c) for c in candidates)
+    hint = f" Did you mean: {', '.join(near)}?" if near else ""
+    raise RecipeError(f"recipe {str(name)!r} not found (looked for: {where}).{hint}")
+
+
+def _leaves(data: Any, prefix: str = "") -> list[str]:
+    if isinstance(data, dict) and data:
+        return [leaf for k, v in data.items() for leaf in _leaves(v, f"{prefix}{k}.")]
+    return [prefix[:-1]] if prefix else []
+
+
+def _forget(prov: dict[str, str], path: str) -> None:
+    for key in [k for k in prov if k == path or k.startswith(path + ".")]:
+        del prov[key]
+
+
+def merge_into(
+    base: dict, top: dict, prov: dict[str, str], source: str | dict[str, str], prefix: str = ""
+) -> None:
+    """Merge ``top`` into ``base`` in place (the composition rule), recording provenance.
+
+    ``source`` names where ``top`` came from, or maps each of its leaf paths to a source.
+    """
+    for key, value in top.items():
+        path = f"{prefix}{key}"
+        old = base.get(key)
+        same_component = not (
+            isinstance(old, dict)
+            and isinstance(value, dict)
+            and "name" in old
+            and "name" in value
+            and old["name"] != value["name"]
+        )
+        if isinstance(old, dict) and isinstance(value, dict) and same_component:
+            merge_into(old, value, prov, source, path + ".")
+            continue
+        _forget(prov, path)
+        base[key] = copy.deepcopy(value)
+        for leaf in _leaves(value, path + ".") or [path]:
+            prov[leaf] = source if isinstance(source, str) else source.get(leaf, "?")
+
+
+def _compose(
+    path: Path, search_paths: Sequence[Path], stack: tuple[Path, ...]
+) -> tuple[dict, dict]:
+    if path in stack:
+        cycle = " -> ".join(str(p) for p in (*stack, path))
+        raise RecipeError(f"recipe defaults form a cycle: {cycle}")
+    raw = read_yaml(path)
+    defaults = raw.pop("defaults", []) or []
+    if not isinstance(defaults, list) or not all(isinstance(d, str) for d in defaults):
+        raise RecipeError(f"{path}: `defaults:` must be a list of recipe file paths")
+    data: dict = {}
+    prov: dict[str, str] = {}
+    for ref in defaults:
+        sub_path = find_recipe(ref, search_paths, relative_to=path.parent)
+        sub_data, sub_prov = _compose(sub_path, search_paths, (*stack, path))
+        merge_into(data, sub_data, prov, sub_prov)
+    merge_into(data, raw, prov, _display(path))
+    return data, prov
+
+
+def _display(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise RecipeError(f"override {text!r}: expected key.path=value (e.g. train.epochs=3)")
+    key, value = text.split("=", 1)
+    keys = key.strip().split(".")
+    if not all(keys):
+        raise RecipeError(f"override {text!r}: empty part in the key path {key!r}")
+    try:
+        parsed = yaml.safe_load(value) if value != "" else ""
+    except yaml.YAMLError:
+        parsed = value
+    return keys, parsed
+
+
+def apply_overrides(data: dict, prov: dict[str, str], overrides: Sequence[str]) -> None:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for i, k in enumerate(keys[:-1]):
+            nxt = node.get(k)
+            if nxt is None:
+                nxt = node[k] = {}
+            elif not isinstance(nxt, dict):
+                where = ".".join(keys[: i + 1])
+                raise RecipeError(f"override {text!r}: {where} is a value, not a mapping")
+            node = nxt
+        merge_into(
+            node, {keys[-1]: value}, prov, CLI, ".".join(keys[:-1]) + "." if len(keys) > 1 else ""
+        )
+
+
+def resolve_interpolations(data: dict, source: str) -> dict:
+    try:
+        return OmegaConf.to_container(OmegaConf.create(data), resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise RecipeError(f"{source}: cannot resolve an interpolation: {exc}") from None
+
+
+def compose_recipe(
+    recipe: str | Path, overrides: Sequence[str] = (), search_paths: Sequence[Path] = ()
+) -> ComposedRecipe:
+    """Load ``recipe`` with its defaults and ``overrides``; interpolations resolved."""
+    path = find_recipe(recipe, search_paths)
+    data, prov = _compose(path, search_paths, ())
+    apply_overrides(data, prov, overrides)
+    return ComposedRecipe(path=path, data=resolve_interpolations(data, str(path)), provenance=prov)
+
+
+def add_default_provenance(recipe: dict, prov: dict[str, str]) -> dict[str, str]:
+    """Provenance for a validated recipe: keys nobody set came from the schema defaults."""
+    return {leaf: prov.get(leaf, DEFAULT) for leaf in _leaves(recipe)}
+
+
+def dump_yaml(data: dict) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+def dump_with_provenance(data: dict, prov: dict[str, str]) -> str:
+    """YAML with a trailing ``# from <source>`` comment on every leaf line."""
+    lines: list[str] = []
+
+    def walk(node: Any, indent: int, prefix: str) -> None:
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            pad = "  " * indent
+            if isinstance(value, dict) and value:
+                lines.append(f"{pad}{key}:")
+                walk(value, indent + 1, path + ".")
+            else:
+                text = yaml.safe_dump({key: value}, default_flow_style=True, width=1000).strip()
+                text = text[1:-1] if text.startswith("{") else text
+                lines.append(f"{pad}{text}  # {prov.get(path, DEFAULT)}")
+
+    walk(data, 0, "")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,260 @@
+"""The recipe schema: the trainer's own sections (dataclasses) and the component mappings, whose
+schema is the signature of the registered factory. Validation reports every problem at once, each
+with its full key path, and fills in defaults so the saved recipe states every effective value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vssl_core.registry import Registry, RegistryError
+from vssl_core.typecheck import check_type, describe, type_name
+
+# Arguments the core passes to a component itself; a recipe may not set them.
+INJECTED: dict[str, tuple[str, ...]] = {"objective": ("backbone",)}
+
+
+@dataclass
+class RunSection:
+    name: str = "run"  # run directory = output_root/name
+    output_root: str = "runs"
+    seed: int = 0
+
+
+@dataclass
+class DataSection:
+    dataset: dict = field(default_factory=dict)  # a component: {name: ..., **kwargs}
+    num_workers: int = 0
+    pin_memory: bool | None = None  # None: on when training on a GPU
+    persistent_workers: bool = True
+    prefetch_factor: int = 2
+
+
+@dataclass
+class BatchSection:
+    global_size: int = 32  # clips per optimizer step, summed over ranks and accumulation
+    per_rank: int | None = None  # clips per forward on one rank; None: global_size / world size
+
+
+@dataclass
+class OptimSection:
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 1e-3  # base learning rate, before scaling by batch size
+    lr_scaling: Literal["linear", "sqrt", "none"] = "linear"
+    lr_base_batch: int = 256  # lr = base lr * scale(global_size / lr_base_batch)
+    weight_decay: float = 0.05
+    betas: tuple[float, float] | None = None  # adamw only (default 0.9, 0.999)
+    eps: float | None = None  # adamw only (default 1e-8)
+    momentum: float | None = None  # sgd only (default 0.9)
+    nesterov: bool | None = None  # sgd only (default false)
+
+
+@dataclass
+class ScheduleSection:
+    warmup_epochs: float = 0.0  # linear warmup from warmup_start_lr to the peak lr
+    warmup_start_lr: float = 0.0
+    decay: Literal["cosine", "linear", "constant"] = "cosine"
+    min_lr: float = 0.0  # end of the decay; scaled by batch size like lr
+
+
+@dataclass
+class TrainSection:
+    epochs: int = 1
+    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    grad_clip: float | None = None  # max global gradient norm
+    nonfinite_loss: Literal["error", "skip"] = "error"
+    find_unused_parameters: bool = False  # DDP
+
+
+@dataclass
+class CheckpointSection:
+    every_steps: int | None = 500  # also written at the end and on SIGTERM
+    keep_every_steps: int | None = None  # keep a permanent copy every N steps
+
+
+@dataclass
+class LogSection:
+    every_steps: int = 10
+    progress_bar: bool = True
+    tensorboard: bool = True
+
+
+@dataclass
+class RecipeSchema:
+    run: RunSection = field(default_factory=RunSection)
+    data: DataSection = field(default_factory=DataSection)
+    backbone: dict = field(default_factory=dict)  # a component
+    objective: dict = field(default_factory=dict)  # a component
+    batch: BatchSection = field(default_factory=BatchSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
+    log: LogSection = field(default_factory=LogSection)
+    resume: bool | str = False  # true: continue <run dir>/checkpoints/last.pt; or a checkpoint path
+
+
+# where a component lives in a recipe -> its kind
+COMPONENT_PATHS: dict[str, str] = {
+    "data.dataset": "dataset",
+    "backbone": "backbone",
+    "objective": "objective",
+}
+OPTIMIZER_ONLY = {"adamw": ("betas", "eps"), "sgd": ("momentum", "nesterov")}
+
+
+class RecipeError(Exception):
+    """A recipe problem; the message names the key path and the fix."""
+
+
+class RecipeValidationError(RecipeError):
+    def __init__(self, problems: list[str], source: str = "recipe"):
+        self.problems = problems
+        head = f"{source}: {len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        super().__init__(head + "\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _closest(key: str, valid: list[str]) -> str:
+    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.4)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def _unknown(path: str, key: str, valid: list[str], where: str) -> str:
+    full = f"{path}.{key}" if path else key
+    return f"{full}: unknown key{_closest(key, valid)} ({where} accepts: {', '.join(valid) or 'nothing'})"
+
+
+def component_params(factory: Any, kind: str) -> dict[str, inspect.Parameter]:
+    """The recipe-settable parameters of a component factory, with resolved type hints."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    sig = inspect.signature(target)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        hints = {}
+    params = {}
+    for name, p in sig.parameters.items():
+        if name == "self" or name in INJECTED.get(kind, ()):
+            continue
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        params[name] = p.replace(annotation=hints.get(name, p.annotation))
+    return params
+
+
+def validate_component(spec: Any, kind: str, path: str, registry: Registry) -> tuple[dict, list]:
+    """Check ``{name, **kwargs}`` against the factory signature; return it with defaults filled."""
+    if not isinstance(spec, dict) or "name" not in spec:
+        return spec, [
+            f"{path}: expected a {kind} mapping with a `name` key (e.g. `{path}: {{name: ...}}`),"
+            f" got {describe(spec)}"
+        ]
+    try:
+        entry = registry.get(kind, spec["name"])
+    except RegistryError as exc:
+        return spec, [f"{path}.name: {exc}"]
+    params = component_params(entry.factory, kind)
+    problems, out = [], {"name": spec["name"]}
+    where = f"{kind} {spec['name']!r}"
+    for key, value in spec.items():
+        if key == "name":
+            continue
+        if key not in params:
+            if key in INJECTED.get(kind, ()):
+                problems.append(f"{path}.{key}: set by vssl itself; remove it from the recipe")
+            else:
+                problems.append(_unknown(path, key, list(params), where))
+            continue
+        hint = params[key].annotation
+        hint = Any if hint is inspect.Parameter.empty else hint
+        if not check_type(value, hint):
+            problems.append(f"{path}.{key}: expected {type_name(hint)}, got {describe(value)}")
+        out[key] = value
+    for key, p in params.items():
+        if key in out:
+            continue
+        if p.default is inspect.Parameter.empty:
+            problems.append(f"{path}.{key}: required by {where} but missing")
+        else:
+            out[key] = list(p.default) if isinstance(p.default, tuple) else p.default
+    return out, problems
+
+
+def _validate_section(value: Any, cls: type, path: str, registry: Registry) -> tuple[Any, list]:
+    if not isinstance(value, dict):
+        return value, [f"{path}: expected a mapping, got {describe(value)}"]
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    problems, out = [], {}
+    for key, sub in value.items():
+        sub_path = f"{path}.{key}" if path else key
+        if key not in names:
+            problems.append(_unknown(path, key, names, f"section {path!r}" if path else "a recipe"))
+        elif sub_path in COMPONENT_PATHS:
+            out[key], errs = validate_component(sub, COMPONENT_PATHS[sub_path], sub_path, registry)
+            problems += errs
+        elif dataclasses.is_dataclass(hints[key]):
+            out[key], errs = _validate_section(sub, hints[key], sub_path, registry)
+            problems += errs
+        elif not check_type(sub, hints[key]):
+            problems.append(f"{sub_path}: expected {type_name(hints[key])}, got {describe(sub)}")
+        else:
+            out[key] = sub
+    for f in dataclasses.fields(cls):  # fill defaults, so the saved recipe is explicit
+        sub_path = f"{path}.{f.name}" if path else f.name
+        if f.name in out:
+            continue
+        if sub_path in COMPONENT_PATHS:
+            problems.append(f"{sub_path}: missing; set a {COMPONENT_PATHS[sub_path]} component")
+        elif f.name not in value:
+            default = (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            )
+            out[f.name] = (
+                dataclasses.asdict(default) if dataclasses.is_dataclass(default) else default
+            )
+    order = {f.name: i for i, f in enumerate(dataclasses.fields(cls))}
+    return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order)))), problems
+
+
+def _check_optimizer(optim: dict) -> list[str]:
+    problems = []
+    for other, keys in OPTIMIZER_ONLY.items():
+        if other == optim.get("name"):
+            continue
+        for key in keys:
+            if optim.get(key) is not None:
+                problems.append(
+                    f"optim.{key}: only used by optimizer {other!r}, but optim.name is "
+                    f"{optim.get('name')!r}; remove it or change optim.name"
+                )
+    return problems
+
+
+def validate_recipe(recipe: dict, registry: Registry, source: str = "recipe") -> dict:
+    """Validate a composed recipe; return it with every default filled in, or raise."""
+    out, problems = _validate_section(recipe, RecipeSchema, "", registry)
+    if isinstance(out.get("optim"), dict):
+        problems += _check_optimizer(out["optim"])
+    if problems:
+        raise RecipeValidationError(problems, source)
+    return out
+
+
+def to_section(cls: type, values: dict) -> Any:
+    """Build a section dataclass from validated values (lists become tuples where hinted)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        v = values.get(f.name)
+        if isinstance(v, list) and "tuple" in str(hints[f.name]):
+            v = tuple(v)
+        kwargs[f.name] = v
+    return cls(**kwargs)
