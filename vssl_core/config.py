@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vssl_core.plugins import PluginHost
-from vssl_core.recipe import add_default_provenance, compose_recipe
+from vssl_core.recipe import add_default_provenance, compose_recipe, display_path
 from vssl_core.schema import (
     BatchSection,
     CheckpointSection,
@@ -76,5 +76,5 @@ class Config:
 
 def load_config(recipe: str | Path, overrides: Sequence[str], host: PluginHost) -> Config:
     composed = compose_recipe(recipe, overrides, host.recipe_search_paths())
-    data = validate_recipe(composed.data, host.registry, source=str(composed.path))
+    data = validate_recipe(composed.data, host.registry, source=display_path(composed.path))
     return Config(composed.path, data, add_default_provenance(data, composed.provenance))

@@ -7,6 +7,7 @@ that counts its two matmuls (q k^T and attn v) in the same convention.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from numbers import Number
 from typing import Any
@@ -50,7 +51,9 @@ class ModelInfo:
 def count_flops(module: nn.Module, inputs: tuple) -> tuple[int, dict[str, int]]:
     analysis = FlopCountAnalysis(module, inputs).set_op_handle(**HANDLES)
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    return int(analysis.total()), dict(analysis.unsupported_ops())
+    with warnings.catch_warnings():  # fvcore traces with torch.jit, which warns about itself
+        warnings.simplefilter("ignore")
+        return int(analysis.total()), dict(analysis.unsupported_ops())
 
 
 class _ObjectiveOnClip(nn.Module):

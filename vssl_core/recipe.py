@@ -150,11 +150,11 @@ def _compose(
         sub_path = find_recipe(ref, search_paths, relative_to=path.parent)
         sub_data, sub_prov = _compose(sub_path, search_paths, (*stack, path))
         merge_into(data, sub_data, prov, sub_prov)
-    merge_into(data, raw, prov, _display(path))
+    merge_into(data, raw, prov, display_path(path))
     return data, prov
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     """A path as the user would type it: relative to the working directory when inside it."""
     try:
         return str(path.relative_to(Path.cwd()))

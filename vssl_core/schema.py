@@ -22,17 +22,17 @@ INJECTED: dict[str, tuple[str, ...]] = {"objective": ("backbone",)}
 @dataclass
 class RunSection:
     name: str = "run"  # run directory = output_root/name
-    output_root: str = "runs"
-    seed: int = 0
+    output_root: str = "runs"  # folder holding the run directories
+    seed: int = 0  # initial weights, data order, augmentation and masks all follow from it
 
 
 @dataclass
 class DataSection:
     dataset: dict = field(default_factory=dict)  # a component: {name: ..., **kwargs}
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     pin_memory: bool | None = None  # None: on when training on a GPU
-    persistent_workers: bool = True
-    prefetch_factor: int = 2
+    persistent_workers: bool = True  # keep workers alive across epochs (with num_workers > 0)
+    prefetch_factor: int = 2  # batches each worker prepares ahead (with num_workers > 0)
 
 
 @dataclass
@@ -43,11 +43,11 @@ class BatchSection:
 
 @dataclass
 class OptimSection:
-    name: Literal["adamw", "sgd"] = "adamw"
+    name: Literal["adamw", "sgd"] = "adamw"  # the optimizer
     lr: float = 1e-3  # base learning rate, before scaling by batch size
-    lr_scaling: Literal["linear", "sqrt", "none"] = "linear"
+    lr_scaling: Literal["linear", "sqrt", "none"] = "linear"  # how lr follows the global batch
     lr_base_batch: int = 256  # lr = base lr * scale(global_size / lr_base_batch)
-    weight_decay: float = 0.05
+    weight_decay: float = 0.05  # not applied to norms, biases, position embeddings, tokens
     betas: tuple[float, float] | None = None  # adamw only (default 0.9, 0.999)
     eps: float | None = None  # adamw only (default 1e-8)
     momentum: float | None = None  # sgd only (default 0.9)
@@ -57,20 +57,22 @@ class OptimSection:
 @dataclass
 class ScheduleSection:
     warmup_epochs: float = 0.0  # linear warmup from warmup_start_lr to the peak lr
-    warmup_start_lr: float = 0.0
-    decay: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_start_lr: float = 0.0  # scaled by batch size like lr
+    decay: Literal["cosine", "linear", "constant"] = "cosine"  # after warmup, down to min_lr
     min_lr: float = 0.0  # end of the decay; scaled by batch size like lr
 
 
 @dataclass
 class TrainSection:
-    epochs: int = 1
-    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    epochs: int = 1  # passes over the dataset (steps per epoch = samples // global_size)
+    max_steps: int | None = (
+        None  # train this many steps instead of epochs (the schedule spans them)
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU of this rank if any
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
     grad_clip: float | None = None  # max global gradient norm
-    nonfinite_loss: Literal["error", "skip"] = "error"
-    find_unused_parameters: bool = False  # DDP
+    nonfinite_loss: Literal["error", "skip"] = "error"  # skip: drop that update and go on
+    find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step
 
 
 @dataclass
@@ -81,9 +83,9 @@ class CheckpointSection:
 
 @dataclass
 class LogSection:
-    every_steps: int = 10
-    progress_bar: bool = True
-    tensorboard: bool = True
+    every_steps: int = 10  # metrics.jsonl / TensorBoard / progress-bar cadence
+    progress_bar: bool = True  # loss, lr, clips/s and ETA on stderr (rank 0)
+    tensorboard: bool = True  # event files in <run dir>/tensorboard
 
 
 @dataclass

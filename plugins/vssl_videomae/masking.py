@@ -36,6 +36,7 @@ def tube_mask(
         )
     noise_BS = keyed_uniform(keys_B, h * w, stream=stream)
     # stable: ties in the 24-bit noise break by position, identically on every device
-    masked_BM = torch.argsort(noise_BS, dim=1, stable=True)[:, :num_masked]
-    mask_BS = torch.zeros_like(noise_BS, dtype=torch.bool).scatter_(1, masked_BM, True)
+    order_BS = torch.argsort(noise_BS, dim=1, stable=True)
+    rank_BS = torch.argsort(order_BS, dim=1)  # each position's rank in the noise order
+    mask_BS = rank_BS < num_masked
     return mask_BS.unsqueeze(1).expand(-1, t, -1).reshape(mask_BS.shape[0], t * h * w)

@@ -16,6 +16,8 @@ Shape legend: B batch, C channels, T frames, H height, W width, N tokens, V visi
 M masked tokens, D encoder width, E decoder width, P pixels per token (3 * tubelet * patch^2).
 """
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,7 +65,7 @@ class VideoMAE(Objective):
         decoder_heads: int | None = None,
         normalize_target: bool = True,
         sampling_stride: int = 4,
-        augmentation: str = "multiscale_crop",
+        augmentation: Literal["none", "multiscale_crop", "random_resized_crop"] = "multiscale_crop",
     ) -> None:
         super().__init__()
         _require_token_mask(backbone)

@@ -141,7 +141,7 @@ def cmd_info(args, host) -> int:
     bb, obj = config.data["backbone"]["name"], config.data["objective"]["name"]
 
     def g(x):
-        return "n/a (not traceable)" if x is None else f"{x / 1e9:.3f} G"
+        return "n/a (fvcore could not trace it); " if x is None else f"{x / 1e9:.3f} G"
 
     print(f"recipe     {config.path}")
     print(f"input      {' x '.join(map(str, info.input_shape[1:]))} (C x T x H x W) per clip")
@@ -155,9 +155,14 @@ def cmd_info(args, host) -> int:
     print(
         "FLOPs are fvcore's count: one multiply-add = 1 FLOP (double it for the hardware-peak convention)."
     )
-    if info.unsupported_ops:
-        print(f"not counted (fvcore has no handler): {', '.join(sorted(info.unsupported_ops))}")
+    heavy = [op for op in info.unsupported_ops if any(w in op for w in HEAVY_OPS)]
+    if heavy:
+        print(f"warning: not counted (fvcore has no handler): {', '.join(sorted(heavy))}")
     return 0
+
+
+# ops whose cost matters; fvcore's convention leaves element-wise ops out on purpose
+HEAVY_OPS = ("conv", "mm", "matmul", "linear", "einsum", "attention", "bmm")
 
 
 def cmd_list(args, host) -> int:

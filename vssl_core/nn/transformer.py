@@ -168,15 +168,3 @@ def trunc_normal_sigma_(tensor: torch.Tensor, std: float = 0.02) -> torch.Tensor
     """Normal(0, std) truncated at +-1 std (the official wrapper passes a=-std, b=std, unlike
     timm's default of +-2 absolute)."""
     return nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-std, b=std)
-
-
-__all__ = [
-    "LN_EPS",
-    "Attention",
-    "Block",
-    "DropPath",
-    "Mlp",
-    "init_vit_weights",
-    "sinusoid_table",
-    "trunc_normal_sigma_",
-]

@@ -188,3 +188,11 @@ def test_label_comes_from_motion_not_appearance(style):
     motion_N2 = np.stack([motion_feature(v) for v in videos])
     assert nearest_centroid_accuracy(mean_rgb_N3, labels_N) < 0.5  # chance is 0.25
     assert nearest_centroid_accuracy(motion_N2, labels_N) > 0.9
+
+
+def test_style_hint_lists_every_style():
+    """The recipe validator checks `style` against the type hint, so it must list every style."""
+    import typing
+
+    hint = typing.get_type_hints(MovingShapes.__init__)["style"]
+    assert typing.get_args(hint) == STYLES
