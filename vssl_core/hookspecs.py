@@ -1,7 +1,7 @@
 """Hook specifications: every way a plugin can extend vssl.
 
 A plugin is a module (or object) with functions marked ``@vssl_core.hookimpl`` whose names are
-hooks below. It is discovered through the ``vssl`` entry-point group. ``docs/hooks.md`` is rendered
+hooks below. It is discovered through the ``vssl`` entry-point group. ``docs/reference/hooks.md`` is rendered
 from these docstrings (``python -m vssl_core.cli.docs``); keep them exact.
 """
 
@@ -74,16 +74,37 @@ def vssl_train_end(run: RunContext, step: int, status: str) -> None:
 
 
 def hook_names() -> list[str]:
-    return sorted(n for n in globals() if n.startswith("vssl_"))
+    """Hook names in definition order (registration, then the training lifecycle)."""
+    return [n for n in globals() if n.startswith("vssl_")]
 
 
 def render_markdown() -> str:
     """The hook reference for docs/hooks.md, built from the docstrings above."""
+    import dataclasses
     import inspect
 
-    out = ["# Hook reference", "", "Generated from `vssl_core/hookspecs.py`.", ""]
+    from vssl_core.engine.run import RunContext
+
+    out = [
+        "# Hook reference",
+        "",
+        "Generated from `vssl_core/hookspecs.py` by "
+        "`python -m vssl_core.cli.docs`. Implement a hook with a function of the same name "
+        "marked `@vssl_core.hookimpl`; accept only the arguments you need.",
+        "",
+    ]
     for name in hook_names():
         fn: Any = globals()[name]
         sig = str(inspect.signature(fn)).replace("'", "")
         out += [f"## `{name}{sig}`", "", inspect.cleandoc(fn.__doc__ or ""), ""]
+    out += [
+        "## The `run` object (`vssl_core.engine.run.RunContext`)",
+        "",
+        inspect.cleandoc(RunContext.__doc__ or ""),
+        "",
+        "| attribute | type |",
+        "|---|---|",
+    ]
+    out += [f"| `{f.name}` | `{f.type}` |" for f in dataclasses.fields(RunContext)]
+    out += ["| `is_main` | `bool` (rank 0) |", "| `checkpoint_dir` | `Path` |", ""]
     return "\n".join(out)

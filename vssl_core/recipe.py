@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,12 +55,29 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.2 floats: PyYAML (YAML 1.1) reads `1e-3` as a string; a recipe means a number.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml_text(text: str):
+    return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
 def read_yaml(path: Path) -> dict:
     try:
         with open(path) as f:
-            data = yaml.load(f, Loader=_UniqueKeyLoader)
+            data = load_yaml_text(f.read())
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
@@ -170,7 +188,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(keys):
         raise RecipeError(f"override {text!r}: empty part in the key path {key!r}")
     try:
-        parsed = yaml.safe_load(value) if value != "" else ""
+        parsed = load_yaml_text(value) if value != "" else ""
     except yaml.YAMLError:
         parsed = value
     return keys, parsed

@@ -88,3 +88,9 @@ def test_provenance_dump_marks_every_leaf(tmp_path):
     text = dump_with_provenance(r.data, r.provenance)
     assert "b: 5  # command line" in text
     assert "l: [1, 2]  # " in text and "top.yaml" in text
+
+
+def test_exponent_floats_are_numbers_in_files_and_overrides(tmp_path):
+    top = write(tmp_path / "top.yaml", "lr: 1e-3\nwd: 5.0e-2\nname: 1e3x\n")
+    r = compose_recipe(top, ["min_lr=1e-5", "n=-2E+3"])
+    assert r.data == {"lr": 1e-3, "wd": 0.05, "name": "1e3x", "min_lr": 1e-5, "n": -2000.0}

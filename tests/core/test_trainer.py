@@ -11,6 +11,7 @@ from kit import faults
 from vssl_core.config import load_config
 from vssl_core.engine.checkpoint import load_checkpoint
 from vssl_core.engine.trainer import TrainingError, train
+from vssl_core.hookspecs import hookimpl
 from vssl_core.plugins import load_plugins
 
 
@@ -92,3 +93,110 @@ def test_sigterm_to_a_real_process_checkpoints_and_exits_cleanly(tiny_recipe, tm
     assert "preempted at step 4" in out.stdout
     assert "SIGTERM: checkpoint saved at step 4" in out.stderr
     assert load_checkpoint(tmp_path / "runs" / "tiny" / "checkpoints" / "last.pt")["step"] == 4
+
+
+class Recorder:
+    """A logging-style plugin that records every lifecycle hook call."""
+
+    def __init__(self):
+        self.calls = []
+
+    @hookimpl
+    def vssl_train_start(self, run):
+        self.calls.append(("start", run.start_step, run.total_steps, run.layout.global_size))
+
+    @hookimpl
+    def vssl_step_end(self, run, step, metrics):
+        self.calls.append(("step", step, None if metrics is None else sorted(metrics)))
+
+    @hookimpl
+    def vssl_checkpoint_saved(self, run, path, step):
+        self.calls.append(("ckpt", path.name, step))
+
+    @hookimpl
+    def vssl_train_end(self, run, step, status):
+        self.calls.append(("end", step, status))
+
+
+def test_lifecycle_hooks_reach_plugins(tiny_recipe):
+    rec = Recorder()
+    run(
+        tiny_recipe,
+        "train.max_steps=4",
+        "log.every_steps=2",
+        "checkpoint.every_steps=2",
+        extra=[("recorder", rec)],
+    )
+    assert rec.calls[0] == ("start", 0, 4, 8)
+    steps = [c for c in rec.calls if c[0] == "step"]
+    assert [s[1] for s in steps] == [1, 2, 3, 4]
+    assert steps[0][2] is None and steps[1][2] == ["clips_per_s", "data_wait", "loss", "lr"]
+    assert [c for c in rec.calls if c[0] == "ckpt"] == [
+        ("ckpt", "last.pt", 2),
+        ("ckpt", "last.pt", 4),
+    ]
+    assert rec.calls[-1] == ("end", 4, "completed")
+
+
+def test_gradient_clipping_bounds_the_update(tiny_recipe):
+    sgd = [
+        "optim={name: sgd, lr: 0.5, lr_scaling: none, momentum: 0.0, weight_decay: 0.0}",
+        "schedule.warmup_epochs=0",
+        "schedule.decay=constant",
+        "train.max_steps=1",
+    ]
+    start = {k: v.clone() for k, v in _initial_weights(tiny_recipe).items()}
+    free = weights(run(tiny_recipe, "run.name=free", *sgd).run_dir)
+    clipped = weights(run(tiny_recipe, "run.name=clipped", "train.grad_clip=1e-3", *sgd).run_dir)
+
+    def norm(w):
+        return sum(float((w[k] - start[k]).pow(2).sum()) for k in start) ** 0.5
+
+    assert norm(free) > 1e-2
+    assert norm(clipped) == pytest.approx(0.5 * 1e-3, rel=1e-3)  # lr x max grad norm
+
+
+def _initial_weights(recipe):
+    from vssl_core.build import build_objective
+
+    host = load_plugins()
+    config = load_config(recipe, [], host)
+    torch.manual_seed(config.run.seed)
+    return build_objective(host.registry, config.data).state_dict()
+
+
+def test_bf16_autocast_runs_on_cpu_when_asked(tiny_recipe):
+    result = run(tiny_recipe, "train.precision=bf16", "train.max_steps=2")
+    assert result.status == "completed" and result.last_loss == result.last_loss  # not NaN
+
+
+def test_asking_for_a_missing_gpu_is_a_clear_error(tiny_recipe):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="no CUDA device is visible; use train.device=cpu"):
+        run(tiny_recipe, "train.device=cuda")
+
+
+def test_resuming_with_a_changed_recipe_names_the_changes(tiny_recipe, caplog):
+    run(tiny_recipe, "train.max_steps=2")
+    with caplog.at_level("WARNING", logger="vssl.train"):
+        run(tiny_recipe, "resume=true", "train.max_steps=3", "log.every_steps=3")
+    text = caplog.text
+    assert "differs from the checkpoint's: train.max_steps: 2 -> 3" in text
+    assert "log.every_steps" not in text
+
+
+def test_resume_after_a_crash_drops_metrics_logged_past_the_checkpoint(tiny_recipe):
+    first = run(tiny_recipe, "train.max_steps=4", "checkpoint.every_steps=2")
+    metrics = first.run_dir / "metrics.jsonl"
+    ckpt_path = first.run_dir / "checkpoints" / "last.pt"
+    state = load_checkpoint(ckpt_path)
+    state["step"] = 2  # as if the process died after logging steps 3-4 but before saving them
+    torch.save(state, ckpt_path)
+    run(tiny_recipe, "resume=true", "train.max_steps=4")
+    assert [r["step"] for r in read_metrics(first.run_dir)] == [1, 2, 3, 4]
+    log_text = (first.run_dir / "train.log").read_text()
+    assert (
+        "resumed from" in log_text and "at step 2" in log_text and "completed at step 4" in log_text
+    )
+    assert metrics.exists()

@@ -22,8 +22,17 @@ class MetricsFileLogger:
 
     @hookimpl
     def vssl_train_start(self, run: RunContext) -> None:
-        if run.is_main:
-            self.file = open(run.run_dir / "metrics.jsonl", "a")
+        if not run.is_main:
+            return
+        path = run.run_dir / "metrics.jsonl"
+        if run.start_step and path.exists():  # a crash may have logged past the checkpoint
+            kept = [
+                li
+                for li in path.read_text().splitlines()
+                if json.loads(li)["step"] <= run.start_step
+            ]
+            path.write_text("".join(li + "\n" for li in kept))
+        self.file = open(path, "a")
 
     @hookimpl
     def vssl_step_end(self, run: RunContext, step: int, metrics: dict | None) -> None:

@@ -13,6 +13,8 @@ from vssl_core.data.sampler import BatchLayout
 
 @dataclass
 class RunContext:
+    """What a lifecycle hook may read about the run; ``state`` is free for plugins to use."""
+
     recipe: dict  # the resolved recipe, every default filled in
     run_dir: Path
     rank: int

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -96,6 +96,33 @@ def resolve_run_dir(config: Config) -> tuple[Path, Path | None]:
     return run_dir, None
 
 
+# keys that may change between a run and its resume without changing what is trained
+_RESUME_FREE = (
+    "resume",
+    "log.",
+    "checkpoint.",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.persistent_workers",
+    "data.prefetch_factor",
+)
+
+
+def recipe_changes(before: dict, after: dict, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every training-relevant key that differs between two recipes."""
+    out = []
+    for key in sorted(set(before) | set(after)):
+        path = f"{prefix}{key}"
+        a, b = before.get(key), after.get(key)
+        if path.startswith(_RESUME_FREE) or a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += recipe_changes(a, b, path + ".")
+        else:
+            out.append(f"{path}: {a!r} -> {b!r}")
+    return out
+
+
 def _autocast(device: torch.device, precision: str):
     use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
     if not use_bf16:
@@ -107,12 +134,15 @@ class Trainer:
     def __init__(self, config: Config, host: PluginHost):
         self.config, self.host = config, host
         self.loggers = []
+        self._log_file: logging.Handler | None = None
 
     # ------------------------------------------------------------------------------- set-up
     def _setup(self) -> None:
         cfg = self.config
         self.dist = init_distributed(cfg.train.device)
         self.run_dir, resume_from = resolve_run_dir(cfg)
+        if self.dist.is_main:
+            self._open_log_file()
         torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
 
         self.dataset = build_dataset(self.host.registry, cfg.data)
@@ -163,6 +193,14 @@ class Trainer:
             model=self.model,
         )
 
+    def _open_log_file(self) -> None:
+        """Events (start, resume, warnings, pre-emption, end) also go to <run dir>/train.log."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._log_file = logging.FileHandler(self.run_dir / "train.log")
+        self._log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(self._log_file)
+        log.setLevel(logging.INFO)
+
     def _loader(self):
         data = self.config.loader
         sampler = StepBatchSampler(
@@ -188,7 +226,6 @@ class Trainer:
             f" warmup {warmup_steps} steps; device {self.dist.device}"
         )
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "recipe.yaml").write_text(
                 f"# resolved from {cfg.path}\n# {summary}\n" + dump_yaml(cfg.data)
             )
@@ -197,6 +234,13 @@ class Trainer:
 
     def _restore(self, path: Path) -> int:
         state = ckpt.load_checkpoint(path)
+        changed = recipe_changes(state.get("recipe", {}), self.config.data)
+        if changed and self.dist.is_main:
+            log.warning(
+                "resuming %s with a recipe that differs from the checkpoint's: %s",
+                path,
+                "; ".join(changed),
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -250,9 +294,14 @@ class Trainer:
                 hook.vssl_train_start(run=self.ctx)
                 step, last_loss, status = self._loop(stop)
         finally:
+            if self.dist.is_main:
+                log.info("%s at step %d", status, step)
             hook.vssl_train_end(run=self.ctx, step=step, status=status)
             for plugin in self.loggers:
                 self.host.pm.unregister(plugin)
+            if self._log_file is not None:
+                log.removeHandler(self._log_file)
+                self._log_file.close()
             shutdown(self.dist)
         return TrainResult(self.run_dir, step, status, last_loss)
 
@@ -268,49 +317,34 @@ class Trainer:
     def _loop(self, stop: _StopRequest) -> tuple[int, float | None, str]:
         cfg, hook = self.config, self.host.hook
         every_ckpt, keep_every = cfg.checkpoint.every_steps, cfg.checkpoint.keep_every_steps
-        log_every = cfg.log.every_steps
         self.model.train()
-        step, last_loss = self.start_step, None
-        window_loss, window_metrics, window_steps, skipped = 0.0, {}, 0, 0
-        t_window = time.perf_counter()
+        step, last_loss, skipped = self.start_step, None, 0
+        window = _Window()
         micro: list = []
+        t_wait = time.perf_counter()
         for batch in self._loader():
+            window.data_wait += time.perf_counter() - t_wait  # time the step waited for data
             micro.append(batch)
             if len(micro) < self.layout.accum_steps:
+                t_wait = time.perf_counter()
                 continue
             loss, metrics = self._forward_backward(micro)
             micro = []
             finite, stop_now = self._check_step(loss, stop)
             if finite:
                 self._optimizer_step()
-            elif cfg.train.nonfinite_loss == "skip":
-                skipped += 1
-                self.scheduler.step()  # keep the schedule aligned with the step count
-                log.warning(
-                    "step %d: non-finite loss, update skipped (%d so far)", step + 1, skipped
-                )
+                window.add(float(loss), metrics)
             else:
-                raise TrainingError(
-                    f"non-finite loss ({loss.item()}) at step {step + 1}; the last checkpoint is in "
-                    f"{self.ctx.checkpoint_dir}. Lower optim.lr, set train.grad_clip, or set "
-                    "train.nonfinite_loss=skip to skip such steps."
-                )
+                skipped += 1
+                self._non_finite(loss, step + 1, skipped)
             self.optimizer.zero_grad(set_to_none=True)
             self.model.after_step(step + 1)
             step += 1
-            if finite:
-                window_loss += float(loss)
-                for k, v in metrics.items():
-                    window_metrics[k] = window_metrics.get(k, 0.0) + float(v)
-                window_steps += 1
             logged = None
-            if step % log_every == 0 or step == self.total_steps:
-                logged = self._window_metrics(
-                    window_loss, window_metrics, window_steps, t_window, skipped
-                )
+            if step % cfg.log.every_steps == 0 or step == self.total_steps:
+                logged = self._window_metrics(window, skipped)
                 last_loss = logged.get("loss", last_loss)
-                window_loss, window_metrics, window_steps = 0.0, {}, 0
-                t_window = time.perf_counter()
+                window = _Window()
             hook.vssl_step_end(run=self.ctx, step=step, metrics=logged)
             if keep_every and step % keep_every == 0:
                 self._save(step, keep=True)
@@ -320,21 +354,35 @@ class Trainer:
                 return step, last_loss, "preempted"
             if every_ckpt and step % every_ckpt == 0 and step != self.total_steps:
                 self._save(step)
+            t_wait = time.perf_counter()
         self._save(step)
         return step, last_loss, "completed"
 
-    def _window_metrics(
-        self, loss_sum: float, metric_sums: dict, steps: int, t0: float, skipped: int
-    ) -> dict:
-        """Averages since the last log, over steps and ranks (the loss is already rank-local)."""
-        vals = torch.tensor([loss_sum, steps, *metric_sums.values()], dtype=torch.float64)
-        vals = all_reduce_sum(vals.to(self.dist.device), self.dist).cpu()
-        n = max(vals[1].item(), 1.0)
-        elapsed = time.perf_counter() - t0
-        out = {"loss": vals[0].item() / n} if vals[1] > 0 else {}
-        out.update({k: vals[2 + i].item() / n for i, k in enumerate(metric_sums)})
+    def _non_finite(self, loss: torch.Tensor, step: int, skipped: int) -> None:
+        if self.config.train.nonfinite_loss != "skip":
+            raise TrainingError(
+                f"non-finite loss ({loss.item()}) at step {step}; the last checkpoint is in "
+                f"{self.ctx.checkpoint_dir}. Lower optim.lr, set train.grad_clip, or set "
+                "train.nonfinite_loss=skip to skip such steps."
+            )
+        self.scheduler.step()  # keep the schedule aligned with the step count
+        log.warning("step %d: non-finite loss, update skipped (%d so far)", step, skipped)
+
+    def _window_metrics(self, window: _Window, skipped: int) -> dict:
+        """Averages since the last log over steps and ranks (one all-reduce, one sync)."""
+        names = list(window.metrics)
+        vals = torch.tensor(
+            [window.loss, window.steps, window.data_wait, *window.metrics.values()],
+            dtype=torch.float64,
+        )
+        vals = all_reduce_sum(vals.to(self.dist.device), self.dist).cpu().tolist()
+        n = max(vals[1], 1.0)
+        elapsed = max(time.perf_counter() - window.start, 1e-9)
+        out = {"loss": vals[0] / n} if vals[1] > 0 else {}
+        out.update({k: vals[3 + i] / n for i, k in enumerate(names)})
         out["lr"] = self.optimizer.param_groups[0]["lr"]
-        out["clips_per_s"] = steps * self.layout.global_size / max(elapsed, 1e-9)
+        out["clips_per_s"] = window.steps * self.layout.global_size / elapsed
+        out["data_wait"] = vals[2] / self.dist.world_size / elapsed  # fraction of wall time
         if skipped:
             out["skipped_steps"] = skipped
         return out
@@ -360,6 +408,23 @@ class Trainer:
         ckpt.save_atomic(state, path)
         self.host.hook.vssl_checkpoint_saved(run=self.ctx, path=path, step=step)
         barrier(self.dist)
+
+
+@dataclass
+class _Window:
+    """Running sums between two logging steps (host floats: the step already synced)."""
+
+    loss: float = 0.0
+    steps: int = 0
+    data_wait: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    start: float = field(default_factory=time.perf_counter)
+
+    def add(self, loss: float, metrics: dict[str, torch.Tensor]) -> None:
+        self.loss += loss
+        self.steps += 1
+        for k, v in metrics.items():
+            self.metrics[k] = self.metrics.get(k, 0.0) + float(v)
 
 
 def train(config: Config, host: PluginHost) -> TrainResult:
