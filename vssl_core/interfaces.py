@@ -61,6 +61,11 @@ class ViewSpec:
     ``crop_size`` with ``augmentation`` ("none", "multiscale_crop", "random_resized_crop");
     with ``shared_augmentation`` every clip of a sample gets the same spatial draw. Clips reach
     the objective normalized with ``mean``/``std`` (on the device).
+
+    ``temporal`` says where the clips of one sample lie in the video:
+    "independent" (each its own random start; e.g. MoCo's two clips of one video), "shared"
+    (the same frames for every clip; e.g. two augmentations of one clip), or "sequence" (clip
+    k starts ``gap`` frames after clip k-1 ends, from one random start; e.g. VCOP's tuples).
     """
 
     frames: int
@@ -70,6 +75,8 @@ class ViewSpec:
     augmentation: str = "none"
     flip: bool = False
     shared_augmentation: bool = False
+    temporal: str = "independent"
+    gap: int = 0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -77,9 +84,19 @@ class ViewSpec:
         choices = ("none", "multiscale_crop", "random_resized_crop")
         if self.augmentation not in choices:
             raise ValueError(f"augmentation {self.augmentation!r}: choose one of {choices}")
+        temporal = ("independent", "shared", "sequence")
+        if self.temporal not in temporal:
+            raise ValueError(f"temporal {self.temporal!r}: choose one of {temporal}")
         for name in ("frames", "crop_size", "stride", "num_clips"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ViewSpec.{name} must be >= 1, got {getattr(self, name)}")
+        if self.gap < 0:
+            raise ValueError(f"ViewSpec.gap must be >= 0, got {self.gap}")
+
+    @property
+    def clip_span(self) -> int:
+        """Frames of the video one clip covers (first to last frame, inclusive)."""
+        return (self.frames - 1) * self.stride + 1
 
 
 @dataclass

@@ -23,13 +23,21 @@ class ComponentMark:
     kind: str
     name: str
     aliases: tuple[str, ...] = ()
+    capabilities: frozenset[str] = frozenset()
+    requires: frozenset[str] = frozenset()
 
 
 def component(
-    kind: str, name: str | None = None, aliases: Iterable[str] = ()
+    kind: str,
+    name: str | None = None,
+    aliases: Iterable[str] = (),
+    capabilities: Iterable[str] = (),
+    requires: Iterable[str] = (),
 ) -> Callable[[Callable], Callable]:
     """Mark a class or factory as a component of ``kind``; the name defaults to its own name.
 
+    ``capabilities`` (what a backbone offers, e.g. "token_mask") and ``requires`` (what an
+    objective needs of its backbone) let a recipe pairing be checked before anything is built.
     Marking does not register anything: the plugin's hook passes the module to
     :meth:`Registry.add_module`, so importing a plugin never mutates shared state.
     """
@@ -37,7 +45,17 @@ def component(
         raise ValueError(f"unknown component kind {kind!r}; valid kinds: {', '.join(KINDS)}")
 
     def mark(obj: Callable) -> Callable:
-        setattr(obj, _MARK, ComponentMark(kind, name or obj.__name__, tuple(aliases)))
+        setattr(
+            obj,
+            _MARK,
+            ComponentMark(
+                kind,
+                name or obj.__name__,
+                tuple(aliases),
+                frozenset(capabilities),
+                frozenset(requires),
+            ),
+        )
         return obj
 
     return mark
@@ -50,6 +68,10 @@ class Entry:
     factory: Callable[..., Any]
     plugin: str
     alias_of: str | None = None
+
+    @property
+    def mark(self) -> ComponentMark:
+        return getattr(self.factory, _MARK, None) or ComponentMark(self.kind, self.name)
 
     @property
     def doc(self) -> str:
@@ -125,6 +147,11 @@ class Registry:
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.entries[kind])
+
+    def providing(self, kind: str, capabilities: Iterable[str]) -> list[str]:
+        """Names of ``kind`` components that declare all of ``capabilities``."""
+        need = set(capabilities)
+        return [n for n in self.names(kind) if need <= self.entries[kind][n].mark.capabilities]
 
     def _unknown_message(self, kind: str, name: str) -> str:
         available = self.names(kind)

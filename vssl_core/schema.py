@@ -240,11 +240,32 @@ def _check_optimizer(optim: dict) -> list[str]:
     return problems
 
 
+def _check_pairing(recipe: dict, registry: Registry) -> list[str]:
+    """An objective that needs a backbone capability (e.g. token masking) names the backbones
+    that have it, before anything is built."""
+    try:
+        objective = registry.get("objective", recipe["objective"]["name"])
+        backbone = registry.get("backbone", recipe["backbone"]["name"])
+    except (KeyError, TypeError, RegistryError):
+        return []  # already reported
+    missing = objective.mark.requires - backbone.mark.capabilities
+    if not missing:
+        return []
+    fits = registry.providing("backbone", objective.mark.requires)
+    return [
+        f"backbone.name: objective {objective.name!r} needs a backbone with "
+        f"{', '.join(sorted(missing))}, which {backbone.name!r} lacks; backbones that have it: "
+        f"{', '.join(fits) or '(none installed)'}"
+    ]
+
+
 def validate_recipe(recipe: dict, registry: Registry, source: str = "recipe") -> dict:
     """Validate a composed recipe; return it with every default filled in, or raise."""
     out, problems = _validate_section(recipe, RecipeSchema, "", registry)
     if isinstance(out.get("optim"), dict):
         problems += _check_optimizer(out["optim"])
+    if not problems:
+        problems += _check_pairing(out, registry)
     if problems:
         raise RecipeValidationError(problems, source)
     return out

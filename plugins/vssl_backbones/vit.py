@@ -164,7 +164,7 @@ def _build(size: str, depth: int | None, **kwargs: Any) -> VisionTransformer3D:
     return VisionTransformer3D(embed_dim=width, depth=depth, num_heads=heads, **kwargs)
 
 
-@component("backbone")
+@component("backbone", capabilities=("token_mask",))
 def vit_tiny(
     img_size: int = 224,
     num_frames: int = 16,
@@ -178,7 +178,7 @@ def vit_tiny(
     return _build("tiny", **locals())  # every argument, passed through by name
 
 
-@component("backbone")
+@component("backbone", capabilities=("token_mask",))
 def vit_small(
     img_size: int = 224,
     num_frames: int = 16,
@@ -192,7 +192,7 @@ def vit_small(
     return _build("small", **locals())  # every argument, passed through by name
 
 
-@component("backbone")
+@component("backbone", capabilities=("token_mask",))
 def vit_base(
     img_size: int = 224,
     num_frames: int = 16,
@@ -206,7 +206,7 @@ def vit_base(
     return _build("base", **locals())  # every argument, passed through by name
 
 
-@component("backbone")
+@component("backbone", capabilities=("token_mask",))
 def vit_large(
     img_size: int = 224,
     num_frames: int = 16,

@@ -52,7 +52,7 @@ def _require_token_mask(backbone: nn.Module) -> None:
         )
 
 
-@component("objective", name="videomae")
+@component("objective", name="videomae", requires=("token_mask",))
 class VideoMAE(Objective):
     """VideoMAE pretraining: tube-masked encoder, shallow decoder, normalized-pixel MSE."""
 

@@ -125,3 +125,23 @@ def test_keyed_uniform_is_per_key_and_device_independent():
 def test_keyed_uniform_matches_on_gpu():
     keys = torch.tensor([sample_key(0, 0, i) for i in range(8)])
     assert torch.equal(keyed_uniform(keys, 100), keyed_uniform(keys.cuda(), 100).cpu())
+
+
+def test_sequence_clips_follow_each_other_with_the_gap():
+    from vssl_core.data.sampling import sequence_clip_indices
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a, b, c = sequence_clip_indices(80, 16, 1, 3, 8, rng)  # VCOP: l=16, g=8, n=3, S=64
+        assert b[0] == a[-1] + 1 + 8 and c[0] == b[-1] + 1 + 8
+        assert a[0] >= 0 and c[-1] < 80
+    short = sequence_clip_indices(6, 2, 2, 2, 1, rng)  # needs 8 frames: pad
+    assert [x.tolist() for x in short] == [[0, 2], [5, 5]]
+
+
+def test_shared_temporal_gives_every_clip_the_same_frames(host):
+    clips = _clips(host, num_clips=2, temporal="shared", augmentation="none")
+    a = clips[(0, 3)]["clips"]
+    assert torch.equal(a[0], a[1])
+    ind = _clips(host, num_clips=2, temporal="independent", augmentation="none")
+    assert not all(torch.equal(*ind[(0, i)]["clips"]) for i in range(8))

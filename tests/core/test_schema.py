@@ -100,3 +100,35 @@ def test_every_shipped_recipe_validates(host):
         load_config(path, [], host)
     for path in fragments:
         assert compose_recipe(path, search_paths=host.recipe_search_paths()).data
+
+
+def test_objective_backbone_capability_mismatch_names_backbones_that_fit(host):
+    from vssl_core import component
+    from vssl_core.registry import Registry
+
+    reg = Registry()
+    for name, caps in (("cnn", ()), ("vit_a", ("token_mask",)), ("vit_b", ("token_mask",))):
+        reg.add(component("backbone", name=name, capabilities=caps)(lambda: None), plugin="p")
+    reg.add(
+        component("objective", name="mae", requires=("token_mask",))(lambda backbone: None),
+        plugin="p",
+    )
+    reg.add(component("dataset", name="d")(lambda: None), plugin="p")
+    recipe = {
+        "data": {"dataset": {"name": "d"}},
+        "backbone": {"name": "cnn"},
+        "objective": {"name": "mae"},
+    }
+    with pytest.raises(RecipeValidationError) as err:
+        validate_recipe(recipe, reg)
+    (p,) = err.value.problems
+    assert "objective 'mae' needs a backbone with token_mask, which 'cnn' lacks" in p
+    assert "backbones that have it: vit_a, vit_b" in p
+    recipe["backbone"]["name"] = "vit_b"
+    validate_recipe(recipe, reg)
+
+
+def test_builtin_vits_declare_token_masking(host):
+    assert {"vit_tiny", "vit_small", "vit_base", "vit_large"} <= set(
+        host.registry.providing("backbone", ["token_mask"])
+    )

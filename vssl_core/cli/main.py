@@ -171,8 +171,13 @@ def cmd_list(args, host) -> int:
         entries = [host.registry.entries[kind][n] for n in host.registry.names(kind)]
         print(f"{kind}s:" if entries else f"{kind}s: (none registered)")
         for e in entries:
-            alias = f" (alias of {e.alias_of})" if e.alias_of else ""
-            print(f"  {e.name:<24} [{e.plugin}]{alias}  {e.doc}")
+            notes = [f"alias of {e.alias_of}"] if e.alias_of else []
+            if e.mark.capabilities:
+                notes.append("supports " + ", ".join(sorted(e.mark.capabilities)))
+            if e.mark.requires:
+                notes.append("needs " + ", ".join(sorted(e.mark.requires)))
+            extra = f" ({'; '.join(notes)})" if notes else ""
+            print(f"  {e.name:<24} [{e.plugin}]{extra}  {e.doc}")
     return 0
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from vssl_core.data.sampling import random_clip_indices
+from vssl_core.data.sampling import random_clip_indices, sequence_clip_indices
 from vssl_core.data.transforms import crop_resize, draw_box
 from vssl_core.interfaces import Batch, VideoDataset, ViewSpec
 from vssl_core.random import numpy_rng, sample_key
@@ -36,8 +36,7 @@ class ClipDataset:
         s_rng = numpy_rng(key, STREAM_SPATIAL)
         spec = self.views
         clips, box, flip = [], None, False
-        for _ in range(spec.num_clips):
-            idx = random_clip_indices(sample.video.num_frames, spec.frames, spec.stride, t_rng)
+        for idx in self._clip_indices(sample.video.num_frames, t_rng):
             frames_THWC = sample.video.read(idx.tolist())
             clip_CTHW = torch.from_numpy(np.ascontiguousarray(frames_THWC)).permute(3, 0, 1, 2)
             if box is None or not spec.shared_augmentation:
@@ -47,6 +46,19 @@ class ClipDataset:
             clip = crop_resize(clip_CTHW, box, spec.crop_size)
             clips.append(clip.flip(-1) if flip else clip)
         return {"clips": clips, "label": sample.label, "index": index, "key": key}
+
+    def _clip_indices(self, num_frames: int, rng: np.random.Generator) -> list[np.ndarray]:
+        spec = self.views
+        if spec.temporal == "sequence":
+            return sequence_clip_indices(
+                num_frames, spec.frames, spec.stride, spec.num_clips, spec.gap, rng
+            )
+        if spec.temporal == "shared":
+            return [random_clip_indices(num_frames, spec.frames, spec.stride, rng)] * spec.num_clips
+        return [
+            random_clip_indices(num_frames, spec.frames, spec.stride, rng)
+            for _ in range(spec.num_clips)
+        ]
 
 
 def collate(samples: Sequence[dict]) -> Batch:
