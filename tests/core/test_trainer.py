@@ -200,3 +200,43 @@ def test_resume_after_a_crash_drops_metrics_logged_past_the_checkpoint(tiny_reci
         "resumed from" in log_text and "at step 2" in log_text and "completed at step 4" in log_text
     )
     assert metrics.exists()
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_whole_process_group_with_loader_workers(tiny_recipe, tmp_path):
+    """A cluster signals every process of the job, data-loader workers included."""
+    import os
+    import signal
+    import time
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "vssl_core.cli",
+        "train",
+        str(tiny_recipe),
+        "data.num_workers=2",
+        "train.max_steps=100000",
+        "log.every_steps=1",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    metrics = tmp_path / "runs" / "tiny" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (
+        metrics.exists() and metrics.read_text().count("\n") >= 3
+    ):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)  # the process and its workers, as a scheduler would
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "preempted at step" in out
+    step = load_checkpoint(tmp_path / "runs" / "tiny" / "checkpoints" / "last.pt")["step"]
+    assert step >= 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -11,6 +13,10 @@ from vssl_core.data.sampler import StepBatchSampler
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # each worker decodes one sample at a time; no thread oversubscription
+    # A scheduler pre-empting the job signals every process; the training process saves a
+    # checkpoint and shuts the workers down itself, so a worker must not die first and turn a
+    # clean pre-emption into a "worker killed" crash.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def build_loader(
