@@ -3,7 +3,8 @@
 Paper: Tong, Song, Wang, Wang, "VideoMAE: Masked Autoencoders are Data-Efficient Learners for
 Self-Supervised Video Pre-Training", NeurIPS 2022. Official code followed: MCG-NJU/VideoMAE @
 14ef8d8 (``modeling_pretrain.py`` ``PretrainVisionTransformer``, ``engine_for_pretraining.py``,
-``masking_generator.py``). Submodule names (``encoder_to_decoder``, ``mask_token``,
+``masking_generator.py``); the mask, target and decoder live in ``vssl_core.nn.masked_modeling``
+(shared with SIGMA). Submodule names (``encoder_to_decoder``, ``mask_token``,
 ``decoder.{blocks,norm,head}``) equal the official keys; the encoder lives under ``backbone.``
 where the official checkpoint says ``encoder.``.
 
@@ -23,24 +24,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from vssl_core.interfaces import Batch, Objective, ObjectiveOutput, ViewSpec
-from vssl_core.nn import sinusoid_table, trunc_normal_sigma_
+from vssl_core.nn import (
+    MaskedDecoder,
+    decoder_input,
+    default_decoder_heads,
+    gather_tokens,
+    masked_per_slot,
+    order_visible_first,
+    patchify_target,
+    sinusoid_table,
+    trunc_normal_sigma_,
+    tube_mask,
+)
 from vssl_core.registry import component
-from vssl_videomae.decoder import VideoMAEDecoder
-from vssl_videomae.masking import masked_per_slot, tube_mask
-from vssl_videomae.targets import patchify_target
 
-__all__ = ["VideoMAE", "default_decoder_heads", "patchify_target", "tube_mask"]
-
-
-def default_decoder_heads(decoder_dim: int) -> int:
-    """64-wide heads as every official decoder up to ViT-L (S 192/3, B 384/6, L 512/8), but at
-    least 3 heads so a narrow CPU-scale decoder still attends in several subspaces (tiny: 96 ->
-    3 heads of 32); lowered until it divides the width. (Official ViT-H, 640/8, is the exception.)
-    """
-    heads = max(decoder_dim // 64, 3)
-    while decoder_dim % heads:
-        heads -= 1
-    return heads
+__all__ = ["VideoMAE"]
 
 
 def _require_token_mask(backbone: nn.Module) -> None:
@@ -101,7 +99,7 @@ class VideoMAE(Objective):
         self.backbone = backbone
         self.encoder_to_decoder = nn.Linear(embed_dim, decoder_dim, bias=False)  # default init
         self.mask_token = nn.Parameter(trunc_normal_sigma_(torch.empty(1, 1, decoder_dim)))
-        self.decoder = VideoMAEDecoder(decoder_dim, decoder_depth, decoder_heads, pixels)
+        self.decoder = MaskedDecoder(decoder_dim, decoder_depth, decoder_heads, pixels)
         self.register_buffer(
             "decoder_pos_embed",
             sinusoid_table(backbone.num_tokens, decoder_dim),
@@ -131,9 +129,9 @@ class VideoMAE(Objective):
             )
 
         visible_BVD = self.backbone.forward_features(clip_BCTHW, mask_BN=mask_BN)
-        order_BN = _order_visible_first(mask_BN)
+        order_BN = order_visible_first(mask_BN)
         pred_BMP = self.decode(self.encoder_to_decoder(visible_BVD), order_BN)
-        target_BMP = _gather(target_BNP, order_BN[:, -self.num_masked :])
+        target_BMP = gather_tokens(target_BNP, order_BN[:, -self.num_masked :])
         assert pred_BMP.shape == target_BMP.shape, (
             f"decoder output {list(pred_BMP.shape)} vs target {list(target_BMP.shape)}"
         )
@@ -141,26 +139,10 @@ class VideoMAE(Objective):
         return ObjectiveOutput(loss=loss, metrics={})
 
     def decode(self, visible_BVE: torch.Tensor, order_BN: torch.Tensor) -> torch.Tensor:
-        """Predictions [B, M, P] for the masked tokens, in ascending token order.
-
-        ``order_BN`` lists the visible tokens (ascending) then the masked ones (ascending); the
-        decoder table is gathered in that order instead of un-shuffling the tokens.
-        """
-        B, V, E = visible_BVE.shape
+        """Predictions [B, M, P] for the masked tokens, in ascending token order."""
         M = self.num_masked
-        assert V + M == order_BN.shape[1], f"{V} visible + {M} masked != {order_BN.shape[1]} tokens"
-        pos_BNE = _gather(self.decoder_pos_embed.expand(B, -1, -1), order_BN)
-        tokens_BNE = torch.cat(
-            (visible_BVE + pos_BNE[:, :V], self.mask_token.expand(B, M, E) + pos_BNE[:, V:]), dim=1
+        assert visible_BVE.shape[1] + M == order_BN.shape[1], (
+            f"{visible_BVE.shape[1]} visible + {M} masked != {order_BN.shape[1]} tokens"
         )
+        tokens_BNE = decoder_input(visible_BVE, self.mask_token, self.decoder_pos_embed, order_BN)
         return self.decoder(tokens_BNE, num_predict=M)
-
-
-def _order_visible_first(mask_BN: torch.Tensor) -> torch.Tensor:
-    """Token indices [B, N]: the visible ones ascending, then the masked ones ascending."""
-    return torch.argsort(mask_BN.to(torch.uint8), dim=1, stable=True)
-
-
-def _gather(x_BNX: torch.Tensor, index_BK: torch.Tensor) -> torch.Tensor:
-    """Rows ``index_BK`` of each sample, [B, K, X]."""
-    return x_BNX.gather(1, index_BK.unsqueeze(-1).expand(-1, -1, x_BNX.shape[-1]))

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from vssl_backbones import vit
 from vssl_videomae import objective as videomae_module
-from vssl_videomae.objective import VideoMAE, default_decoder_heads, patchify_target, tube_mask
+from vssl_videomae.objective import VideoMAE
 
 from vssl_core.interfaces import IMAGENET_MEAN, IMAGENET_STD, Backbone, Batch, ViewSpec
-from vssl_core.nn import sinusoid_table
+from vssl_core.nn import default_decoder_heads, patchify_target, sinusoid_table, tube_mask
 from vssl_core.random import sample_key
 from vssl_core.registry import Registry
 

@@ -1,0 +1,1 @@
+"""vssl plugin: video MoCo v2 (momentum contrast on clips)."""

@@ -1,0 +1,172 @@
+"""Video MoCo v2: momentum contrast between two views of one video.
+
+Papers: He, Fan, Wu, Xie, Girshick, "Momentum Contrast for Unsupervised Visual Representation
+Learning", CVPR 2020; Chen, Fan, Girshick, He, "Improved Baselines with Momentum Contrastive
+Learning" (MoCo v2), arXiv 2003.04297. Official code followed: facebookresearch/moco
+(``moco/builder.py``, ``main_moco.py``) and its video re-implementation in microsoft/CtP
+(``pyvrl/models/pretraining/moco``, "two clips of one video" positives) and tinapan-pt/VideoMoCo
+("one clip, two augmentations"); spec contrastive-and-severe.md §4.
+
+One step: the query encoder (``backbone`` + ``projector``) embeds view 0; the key encoder
+(``key_backbone`` + ``key_projector``, a momentum copy that gets no gradient) embeds view 1 with
+shuffle-BN; InfoNCE contrasts each query with its key against a queue of past keys.
+
+Decisions (where the official code leaves freedom):
+- Momentum update in ``after_step`` (after the optimizer step), not at the start of ``forward``.
+  The key weights every forward sees are the same as MoCo's: MoCo's update at forward t uses θ
+  after t optimizer steps, and so does ours, done right after step t (its first update is a
+  no-op since ξ = θ at start). Unlike an update in ``forward``, it runs once per optimizer step
+  under gradient accumulation, never in eval mode, and has happened before a checkpoint is saved.
+- Keys are all-gathered in ``forward`` but enqueued in ``after_step``: every micro-batch of a
+  step sees the same queue, so gradient accumulation equals one big batch, and the pointer
+  advances by the global batch once per step.
+- ``bn_groups`` sets how many BN batches the (per-forward, all-ranks) batch is split into, for
+  queries and keys alike, so a 1-process run with ``bn_groups: N`` computes exactly what N
+  processes with one group each compute (shuffle-BN included); None: one group per process.
+- Under DDP every rank enqueues the same all-gathered keys, so the queue and its pointer are
+  identical on all ranks and DDP's per-forward buffer broadcast from rank 0 changes nothing.
+  The key encoder's BN running statistics differ per rank and get rank 0's by that broadcast;
+  they are never used in training (the key encoder runs in train mode, on batch statistics).
+
+Shape legend: B batch (per rank), C channels, T frames, H height, W width, F backbone features,
+D embedding width, K queue size.
+"""
+
+import copy
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from vssl_core.interfaces import Batch, Objective, ObjectiveOutput, ViewSpec
+from vssl_core.nn import (
+    KeyQueue,
+    concat_all_gather,
+    forward_in_groups,
+    momentum_update_,
+    shuffled_forward,
+)
+from vssl_core.registry import component
+from vssl_moco.loss import moco_loss
+
+__all__ = ["MoCo"]
+
+
+def projector(features: int, dim: int, mlp: bool) -> nn.Module:
+    """MoCo v2's MLP head F -> F -> ReLU -> dim, or MoCo v1's single Linear(F, dim)."""
+    if not mlp:
+        return nn.Linear(features, dim)
+    return nn.Sequential(
+        nn.Linear(features, features), nn.ReLU(inplace=True), nn.Linear(features, dim)
+    )
+
+
+def _frozen_copy(module: nn.Module) -> nn.Module:
+    twin = copy.deepcopy(module)
+    twin.requires_grad_(False)  # excluded from the optimizer and from DDP's gradient reducer
+    return twin
+
+
+def _check(name: str, ok: bool, value: object, need: str) -> None:
+    if not ok:
+        raise ValueError(f"moco {name}={value!r}: {need}")
+
+
+@component("objective", name="moco")
+class MoCo(Objective):
+    """Video MoCo v2: momentum key encoder, key queue, InfoNCE, shuffle-BN."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        dim: int = 128,
+        queue_size: int = 16384,
+        momentum: float = 0.999,
+        temperature: float = 0.2,
+        mlp: bool = True,
+        positive: Literal["two_clips", "two_augmentations"] = "two_clips",
+        stride: int = 1,
+        augmentation: Literal[
+            "random_resized_crop", "multiscale_crop", "none"
+        ] = "random_resized_crop",
+        flip: bool = True,
+        shuffle_bn: bool = True,
+        bn_groups: int | None = None,
+    ) -> None:
+        super().__init__()
+        _check("dim", dim >= 1, dim, "the embedding width must be >= 1 (MoCo uses 128)")
+        _check("queue_size", queue_size >= 1, queue_size, "use a multiple of the global batch")
+        _check("momentum", 0.0 <= momentum <= 1.0, momentum, "must be in [0, 1] (MoCo: 0.999)")
+        _check("temperature", temperature > 0, temperature, "must be > 0 (MoCo v2: 0.2)")
+        _check("bn_groups", bn_groups is None or bn_groups >= 1, bn_groups, "use None or >= 1")
+        frames, height, width = backbone.input_size
+        _check("backbone", height == width, backbone.input_size, "needs square crops (H == W)")
+        self._views = ViewSpec(  # built now so a bad stride fails at build time
+            frames=frames,
+            crop_size=height,
+            stride=stride,
+            num_clips=2,
+            augmentation=augmentation,
+            flip=flip,
+            shared_augmentation=False,
+            temporal="independent" if positive == "two_clips" else "shared",
+        )
+        self.momentum, self.temperature = momentum, temperature
+        self.shuffle_bn, self.bn_groups = shuffle_bn, bn_groups
+
+        self.backbone = backbone
+        self.projector = projector(backbone.num_features, dim, mlp)
+        self.key_backbone = _frozen_copy(backbone)
+        self.key_projector = _frozen_copy(self.projector)
+        self.queue = KeyQueue(dim, queue_size)
+        self._pending: list[torch.Tensor] = []  # all-gathered keys of this step, not yet queued
+
+    def views(self) -> ViewSpec:
+        return self._views
+
+    def _groups_per_rank(self) -> int:
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        if self.bn_groups is None:
+            return 1
+        if self.bn_groups % world != 0:
+            raise ValueError(
+                f"moco bn_groups={self.bn_groups} cannot be spread over {world} ranks; use a "
+                f"multiple of {world}, or null for one BN group per rank"
+            )
+        return self.bn_groups // world
+
+    def _query(self, clip_BCTHW: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.projector(self.backbone(clip_BCTHW)), dim=1)
+
+    def _key(self, clip_BCTHW: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.key_projector(self.key_backbone(clip_BCTHW)), dim=1)
+
+    def forward(self, batch: Batch) -> ObjectiveOutput:
+        assert len(batch.clips) == 2, f"moco needs 2 views per sample, got {len(batch.clips)}"
+        clip_q_BCTHW, clip_k_BCTHW = batch.clips
+        B = clip_q_BCTHW.shape[0]
+        assert batch.keys.shape == (B,), f"keys {list(batch.keys.shape)} for a batch of {B}"
+        # in eval mode BN uses running statistics: BN groups and shuffling would change nothing
+        groups = self._groups_per_rank() if self.training else 1
+        q_BD = forward_in_groups(self._query, clip_q_BCTHW, groups)
+        with torch.no_grad():
+            if self.shuffle_bn and self.training:
+                k_BD = shuffled_forward(self._key, clip_k_BCTHW, batch.keys, groups)
+            else:
+                k_BD = forward_in_groups(self._key, clip_k_BCTHW, groups)
+        assert q_BD.shape == k_BD.shape, f"queries {list(q_BD.shape)} vs keys {list(k_BD.shape)}"
+        loss, metrics = moco_loss(q_BD, k_BD, self.queue.negatives(), self.temperature)
+        if self.training:
+            self._pending.append(concat_all_gather(k_BD.float()))
+        return ObjectiveOutput(loss=loss, metrics=metrics)
+
+    @torch.no_grad()
+    def after_step(self, step: int) -> None:
+        """Enqueue this step's keys (all ranks, all micro-batches), then move the key encoder."""
+        if self._pending:
+            self.queue.enqueue(torch.cat(self._pending))
+            self._pending.clear()
+        momentum_update_(self.key_backbone, self.backbone, self.momentum)
+        momentum_update_(self.key_projector, self.projector, self.momentum)

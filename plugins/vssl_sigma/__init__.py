@@ -1,0 +1,1 @@
+"""vssl plugin: SIGMA, Sinkhorn-guided masked video modeling (ECCV 2024)."""

@@ -1,0 +1,99 @@
+"""SIGMA's symmetric swapped-prediction loss over Sinkhorn pseudo-labels.
+
+Paper: Salehi, Dorkenwald, Thoker, Gavves, Snoek, Asano, "SIGMA: Sinkhorn-Guided Masked Video
+Modeling", ECCV 2024. Official code followed: QUVA-Lab/SIGMA @ 9876f09
+(``engine_for_pretraining.py``, ``modeling_pretrain.py`` ``extract_assignments``, ``utils.py``),
+itself built on SwAV's swapped prediction (facebookresearch/swav ``main_swav.py``).
+
+With phi the projected targets, psi the decoder predictions (masked tubelets only), C the
+row-normalized prototypes, sg a stop-gradient and y = argmax Sinkhorn(scores):
+
+    L1 = CE(cos(phi, C) / tau,     y_psi)   the projection predicts the decoder's cluster
+    L2 = CE(cos(psi, sg(C)) / tau, y_phi)   the decoder predicts the projection's cluster
+    L  = L1 + L2                             (a sum, averaged over tokens within each term)
+
+So the prototypes learn only from L1, the video model only from L2, and the pseudo-labels carry
+no gradient (spec videomae-sigma.md §2.4-2.6). Scores, Sinkhorn and cross-entropies run in
+float32 with autocast off: exp(1/eps) overflows half precision.
+
+Shape legend: M masked tokens (of every sample on this rank), D feature width, K prototypes.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from vssl_sigma.sinkhorn import sinkhorn
+
+
+def prototype_scores(features_MD: torch.Tensor, prototypes_KD: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities [M, K] in float32 (the prototypes are already unit rows)."""
+    assert features_MD.ndim == 2 and prototypes_KD.ndim == 2, (
+        f"features {list(features_MD.shape)} and prototypes {list(prototypes_KD.shape)} must be 2-D"
+    )
+    assert features_MD.shape[1] == prototypes_KD.shape[1], (
+        f"feature width {features_MD.shape[1]} != prototype width {prototypes_KD.shape[1]}"
+    )
+    with torch.autocast(features_MD.device.type, enabled=False):
+        unit_MD = F.normalize(features_MD.float(), dim=1)
+        return unit_MD @ prototypes_KD.float().t()
+
+
+def assignment_targets(codes_MK: torch.Tensor, soft: bool) -> torch.Tensor:
+    """Hard labels [M] (argmax, as SIGMA's released code) or the soft codes [M, K] (as SwAV)."""
+    return codes_MK if soft else codes_MK.argmax(dim=1)
+
+
+def swapped_cross_entropy(
+    scores_MK: torch.Tensor, targets: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Mean over tokens of CE(softmax(scores / tau), targets); targets [M] labels or [M, K]."""
+    assert targets.shape in (scores_MK.shape[:1], scores_MK.shape), (
+        f"targets {list(targets.shape)} for scores {list(scores_MK.shape)}"
+    )
+    with torch.autocast(scores_MK.device.type, enabled=False):
+        return F.cross_entropy(scores_MK.float() / temperature, targets.detach())
+
+
+@dataclass
+class SigmaLossTerms:
+    """The two terms and the hard pseudo-labels of each branch (for logging)."""
+
+    projection: torch.Tensor  # L1
+    prediction: torch.Tensor  # L2
+    labels_projection_M: torch.Tensor
+    labels_prediction_M: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        return self.projection + self.prediction
+
+
+def sigma_loss(
+    projected_MD: torch.Tensor,
+    predicted_MD: torch.Tensor,
+    prototypes_KD: torch.Tensor,
+    temperature: float,
+    epsilon: float,
+    iterations: int,
+    soft_targets: bool = False,
+    group: dist.ProcessGroup | None = None,
+) -> SigmaLossTerms:
+    """L1 and L2 of the symmetric swapped prediction; Sinkhorn is balanced over every rank."""
+    assert projected_MD.shape == predicted_MD.shape, (
+        f"projected targets {list(projected_MD.shape)} vs predictions {list(predicted_MD.shape)}"
+    )
+    scores_phi_MK = prototype_scores(projected_MD, prototypes_KD)
+    scores_psi_MK = prototype_scores(predicted_MD, prototypes_KD.detach())
+    codes_phi_MK = sinkhorn(scores_phi_MK, epsilon, iterations, group)
+    codes_psi_MK = sinkhorn(scores_psi_MK, epsilon, iterations, group)
+    targets_phi = assignment_targets(codes_phi_MK, soft_targets)
+    targets_psi = assignment_targets(codes_psi_MK, soft_targets)
+    return SigmaLossTerms(
+        projection=swapped_cross_entropy(scores_phi_MK, targets_psi, temperature),
+        prediction=swapped_cross_entropy(scores_psi_MK, targets_phi, temperature),
+        labels_projection_M=codes_phi_MK.argmax(dim=1),
+        labels_prediction_M=codes_psi_MK.argmax(dim=1),
+    )
