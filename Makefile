@@ -1,5 +1,5 @@
 # vssl: set up a virtual environment, train, test.
-#   make train   # venv + install + `vssl train recipes/videomae.yaml` on the embedded data
+#   make train   # venv + install + `vssl train recipes/sigma.yaml` on the embedded data
 #   make test    # venv + install + the whole test suite (what CI runs)
 #
 # TORCH pins the CPU build of torch on machines without a GPU; on a GPU machine run
@@ -8,7 +8,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
-RECIPE ?= recipes/videomae.yaml
+RECIPE ?= recipes/sigma.yaml
 BIN := $(VENV)/bin
 
 .PHONY: setup train test lint docs clean

@@ -70,14 +70,19 @@ class _Style:
     textured: bool  # patterned backgrounds and sprites (else solid colours)
     max_distractors: int  # static shapes baked into the background
     max_noise: float  # amplitude of static background noise, in uint8 levels
+    # Real videos have an "up" (light and gravity come from above) and an arrow of time
+    # (irreversible change); without them rotation and clip-order prediction have nothing to
+    # learn. Both are the same for every class, so they never reveal the label.
+    light_from_above: float = 0.0  # background dims by this fraction from top to bottom
+    dusk: float = 0.0  # frames darken by this fraction of full scale from first to last frame
 
 
 _STYLES = {
     # no pixel noise by default: under tube masking, static noise in a hidden tube can never be
     # seen, so it only adds an irreducible floor to pixel-reconstruction losses
-    "default": _Style(textured=True, max_distractors=3, max_noise=0.0),
-    "flat": _Style(textured=False, max_distractors=0, max_noise=0.0),
-    "noisy": _Style(textured=True, max_distractors=3, max_noise=24.0),  # a sensor-noise domain
+    "default": _Style(True, 3, 0.0, light_from_above=0.4, dusk=0.25),
+    "flat": _Style(False, 0, 0.0),
+    "noisy": _Style(True, 3, 24.0, light_from_above=0.4, dusk=0.25),  # a sensor-noise domain
 }
 STYLES: tuple[str, ...] = tuple(_STYLES)
 
@@ -258,6 +263,8 @@ def _background(rng: np.random.Generator, size: int, style: _Style) -> np.ndarra
         _paste(_hwc(bg_3hw), _hwc(rgb_3hw), mask_hw, int(x0), int(y0))
     noise = rng.uniform(0, style.max_noise)
     bg_3hw += (rng.random((size, size), dtype=np.float32) - 0.5) * (2 * noise)
+    if style.light_from_above:
+        bg_3hw *= np.linspace(1.0, 1.0 - style.light_from_above, size, dtype=np.float32)[:, None]
     return bg_3hw
 
 
@@ -311,6 +318,12 @@ class ShapesVideo:
         frames_THW3[...] = bg_hw3
         for frame_hw3, (x0, y0) in zip(frames_THW3, self.top_left_T2[idx_T].tolist(), strict=True):
             _paste(frame_hw3, rgb_hw3, mask_hw, x0, y0)
+        dusk = _STYLES[self.style].dusk
+        if dusk and idx_T.size:  # darker by up to dusk * 255 levels at the last frame
+            dim_T111 = (dusk * 255 * idx_T / max(self.num_frames - 1, 1)).astype(np.uint8)
+            dim_T111 = dim_T111[:, None, None, None]
+            np.maximum(frames_THW3, dim_T111, out=frames_THW3)  # saturating subtract, in place
+            np.subtract(frames_THW3, dim_T111, out=frames_THW3)
         return frames_THW3
 
     def __repr__(self) -> str:

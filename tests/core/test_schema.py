@@ -95,8 +95,11 @@ def test_every_shipped_recipe_validates(host):
     fragments = sorted((ROOT / "recipes" / "base").rglob("*.yaml"))
     fragments += sorted((ROOT / "plugins").rglob("recipes/**/*.yaml"))
     builtin = {p.name for p in host.plugins if p.distribution == "vssl"}
-    objectives = [n for n in host.registry.names("objective")
-                  if host.registry.get("objective", n).plugin in builtin]
+    objectives = [
+        n
+        for n in host.registry.names("objective")
+        if host.registry.get("objective", n).plugin in builtin
+    ]
     assert {f"{n}.yaml" for n in objectives} <= {p.name for p in runnable}
     assert len(fragments) >= len(objectives) + 2
     for path in runnable:

@@ -1,0 +1,1 @@
+"""vssl plugin: video clip order prediction (VCOP, Xu et al., CVPR 2019)."""

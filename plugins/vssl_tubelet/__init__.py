@@ -1,0 +1,1 @@
+"""vssl plugin: tubelet-contrastive learning (Thoker, Doughty, Snoek, ICCV 2023)."""

@@ -1,0 +1,17 @@
+"""Tubelet-contrastive learning (Thoker et al., ICCV 2023) as a vssl plugin: its objective and
+its recipe fragments."""
+
+from pathlib import Path
+
+from vssl_core import hookimpl
+from vssl_tubelet import objective
+
+
+@hookimpl
+def vssl_register_components(registry, plugin):
+    registry.add_module(objective, plugin)
+
+
+@hookimpl
+def vssl_recipe_search_paths():
+    return [Path(__file__).parent / "recipes"]
