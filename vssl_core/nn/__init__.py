@@ -10,6 +10,7 @@ from vssl_core.nn.contrastive import (
     forward_in_groups,
     info_nce,
     info_nce_logits,
+    info_nce_with_metrics,
     momentum_update_,
     shuffled_forward,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "gather_tokens",
     "info_nce",
     "info_nce_logits",
+    "info_nce_with_metrics",
     "init_vit_weights",
     "masked_per_slot",
     "momentum_update_",

@@ -151,6 +151,25 @@ def info_nce(
     return F.cross_entropy(logits, target_B)
 
 
+def info_nce_with_metrics(
+    q_BD: torch.Tensor, k_BD: torch.Tensor, queue_KD: torch.Tensor, temperature: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(InfoNCE loss, metrics): ``acc`` is the fraction of queries whose positive logit is the
+    largest of the 1+K; ``pos_sim`` / ``neg_sim`` are mean cosine similarities to the positive key
+    and to the queue (a collapse shows as both near 1)."""
+    logits_B1K = info_nce_logits(q_BD, k_BD, queue_KD, temperature)  # [B, 1+K]
+    target_B = torch.zeros(logits_B1K.shape[0], dtype=torch.long, device=logits_B1K.device)
+    loss = F.cross_entropy(logits_B1K, target_B)
+    with torch.no_grad():
+        sims_B1K = logits_B1K.detach() * temperature
+        metrics = {
+            "acc": (logits_B1K.argmax(dim=1) == 0).float().mean(),
+            "pos_sim": sims_B1K[:, 0].mean(),
+            "neg_sim": sims_B1K[:, 1:].mean(),
+        }
+    return loss, metrics
+
+
 # ------------------------------------------------------------------------------ shuffle-BN
 # Why: with BatchNorm, a query and its positive key computed in the same BN batch can "cheat"
 # through the batch statistics. MoCo therefore computes keys on a permuted batch: each GPU's key
