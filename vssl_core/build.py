@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
-from vssl_core.interfaces import Objective, VideoDataset
+from vssl_core.interfaces import Objective, VideoDataset, VideoDecoder
 from vssl_core.registry import Registry
 
 
@@ -24,5 +25,18 @@ def build_objective(registry: Registry, recipe: dict) -> Objective:
     return build(registry, "objective", recipe["objective"], backbone=backbone)
 
 
+DEFAULT_DECODER = {"name": "pyav"}
+
+
+def build_decoder(registry: Registry, recipe: dict) -> VideoDecoder:
+    """The recipe's ``data.decoder``, or PyAV when it leaves it empty."""
+    return build(registry, "decoder", recipe["data"].get("decoder") or DEFAULT_DECODER)
+
+
 def build_dataset(registry: Registry, recipe: dict) -> VideoDataset:
-    return build(registry, "dataset", recipe["data"]["dataset"])
+    """The dataset; one that reads files (its factory takes ``decoder``) gets the decoder."""
+    spec = recipe["data"]["dataset"]
+    entry = registry.get("dataset", spec["name"])
+    if "decoder" in inspect.signature(entry.factory).parameters:
+        return build(registry, "dataset", spec, decoder=build_decoder(registry, recipe))
+    return build(registry, "dataset", spec)

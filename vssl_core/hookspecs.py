@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from vssl_core.cli.commands import CliCommand
     from vssl_core.engine.run import RunContext
     from vssl_core.registry import Registry
 
@@ -41,6 +42,13 @@ def vssl_recipe_search_paths() -> list[str | Path]:
     it. Results of all plugins are searched in plugin load order; the first folder holding the
     file wins. Return an empty list to contribute nothing.
     """
+
+
+@hookspec
+def vssl_cli_commands() -> list[CliCommand]:
+    """Subcommands this plugin adds to the ``vssl`` command line (see
+    :class:`vssl_core.cli.commands.CliCommand`); e.g. the ffcv plugin adds ``vssl data pack``.
+    A name that clashes with a built-in or another plugin's command is an error."""
 
 
 @hookspec

@@ -32,19 +32,38 @@ class Video(Protocol):
         ...
 
 
+class VideoDecodeError(RuntimeError):
+    """A video that cannot be opened or decoded; the message names the file and the cause."""
+
+
+@runtime_checkable
+class VideoDecoder(Protocol):
+    """A decoder component: turns a video's path into a :class:`Video` that reads frames."""
+
+    def open(self, path: str) -> Video:
+        """A readable video; raises :class:`VideoDecodeError` when the file is unusable."""
+        ...
+
+
 @dataclass
 class VideoSample:
-    """What a dataset returns for one index: a readable video and its annotation."""
+    """What a dataset returns for one index: a readable video and its annotation.
+
+    ``label`` is a class index for single-label datasets, a float32 multi-hot array [K] for
+    multi-label ones (``task == "multilabel"``, e.g. Charades) and a float count for
+    repetition counting (``task == "counting"``).
+    """
 
     video: Video
-    label: int
+    label: int | float | np.ndarray
     index: int
     video_id: str = ""
 
 
 @runtime_checkable
 class VideoDataset(Protocol):
-    """A dataset component: indexable, sized, knows its classes."""
+    """A dataset component: indexable, sized, knows its classes. A dataset may also set
+    ``task`` ("classification" when absent, "multilabel" or "counting")."""
 
     num_classes: int
 

@@ -16,7 +16,7 @@ from vssl_core.registry import Registry, RegistryError
 from vssl_core.typecheck import check_type, describe, type_name
 
 # Arguments the core passes to a component itself; a recipe may not set them.
-INJECTED: dict[str, tuple[str, ...]] = {"objective": ("backbone",)}
+INJECTED: dict[str, tuple[str, ...]] = {"objective": ("backbone",), "dataset": ("decoder",)}
 
 
 @dataclass
@@ -29,6 +29,7 @@ class RunSection:
 @dataclass
 class DataSection:
     dataset: dict = field(default_factory=dict)  # a component: {name: ..., **kwargs}
+    decoder: dict = field(default_factory=dict)  # a component; {}: pyav, for datasets of files
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     pin_memory: bool | None = None  # None: on when training on a GPU
     persistent_workers: bool = True  # keep workers alive across epochs (with num_workers > 0)
@@ -106,9 +107,12 @@ class RecipeSchema:
 # where a component lives in a recipe -> its kind
 COMPONENT_PATHS: dict[str, str] = {
     "data.dataset": "dataset",
+    "data.decoder": "decoder",
     "backbone": "backbone",
     "objective": "objective",
 }
+# component paths a recipe may leave empty ({}: the consumer's default)
+OPTIONAL_COMPONENTS = {"data.decoder"}
 OPTIMIZER_ONLY = {"adamw": ("betas", "eps"), "sgd": ("momentum", "nesterov")}
 
 
@@ -199,6 +203,8 @@ def _validate_section(value: Any, cls: type, path: str, registry: Registry) -> t
         sub_path = f"{path}.{key}" if path else key
         if key not in names:
             problems.append(_unknown(path, key, names, f"section {path!r}" if path else "a recipe"))
+        elif sub_path in OPTIONAL_COMPONENTS and sub in ({}, None):
+            out[key] = {}
         elif sub_path in COMPONENT_PATHS:
             out[key], errs = validate_component(sub, COMPONENT_PATHS[sub_path], sub_path, registry)
             problems += errs
@@ -213,7 +219,9 @@ def _validate_section(value: Any, cls: type, path: str, registry: Registry) -> t
         sub_path = f"{path}.{f.name}" if path else f.name
         if f.name in out:
             continue
-        if sub_path in COMPONENT_PATHS:
+        if sub_path in OPTIONAL_COMPONENTS:
+            out[f.name] = {}
+        elif sub_path in COMPONENT_PATHS:
             problems.append(f"{sub_path}: missing; set a {COMPONENT_PATHS[sub_path]} component")
         elif f.name not in value:
             default = (

@@ -14,15 +14,22 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from vssl_core.cli.commands import CliCommand, add_commands
 from vssl_core.registry import KINDS, RegistryError
 
 EPILOG = "Overrides: key.path=value pairs applied after the recipe (values are YAML), e.g. train.epochs=3."
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="vssl", description="vssl: video self-supervised learning from plugins and recipes."
-    )
+# Core commands kept in their own modules, each with a ``COMMANDS: list[CliCommand]``.
+CORE_COMMAND_MODULES = (
+    "vssl_core.cli.data_check_cmd",
+    "vssl_core.cli.eval_cmd",
+    "vssl_core.cli.convert_cmd",
+    "vssl_core.cli.new_plugin_cmd",
+)
+
+
+def _global_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-plugin",
         action="append",
@@ -39,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also load this importable module as a plugin (repeatable), e.g. while "
         "developing a plugin that is not installed yet",
     )
+
+
+def _parser(extra: Sequence[CliCommand] = ()) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vssl", description="vssl: video self-supervised learning from plugins and recipes."
+    )
+    _global_options(p)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def recipe_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -71,7 +85,35 @@ def _parser() -> argparse.ArgumentParser:
         help="List discovered plugins: loaded, failed (with the reason), blocked.",
         description="List discovered plugins: loaded, failed (with the reason), blocked.",
     )
+    add_commands(sub, list(extra), EPILOG)
     return p
+
+
+def _extra_commands(host) -> list[CliCommand]:
+    """The core modules' commands, then the plugins'; a name used twice is an error."""
+    import importlib
+
+    found: list[tuple[str, CliCommand]] = []
+    for module in CORE_COMMAND_MODULES:
+        found += [("vssl", c) for c in importlib.import_module(module).COMMANDS]
+    for plugin, result in _plugin_results(host):
+        found += [(plugin, c) for c in result]
+    owner = {name: "vssl" for name in COMMANDS}
+    for plugin, cmd in found:
+        if cmd.name in owner or cmd.name.split()[0] in COMMANDS:
+            raise RegistryError(
+                f"command {cmd.name!r} of plugin {plugin!r} clashes with one of {owner.get(cmd.name, 'vssl')!r}; rename it"
+            )
+        owner[cmd.name] = plugin
+    return [c for _, c in found]
+
+
+def _plugin_results(host) -> list[tuple[str, list[CliCommand]]]:
+    out = []
+    for impl in host.pm.hook.vssl_cli_commands.get_hookimpls():
+        result = impl.function()
+        out.append((impl.plugin_name, list(result or [])))
+    return out
 
 
 def _host(args: argparse.Namespace):
@@ -203,11 +245,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vssl_core.engine.trainer import TrainingError
     from vssl_core.schema import RecipeError
 
-    args = _parser().parse_args(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    _global_options(pre)
+    first, _ = pre.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        host = _host(args)
-        return COMMANDS[args.command](args, host)
+        host = _host(first)
+        args = _parser(_extra_commands(host)).parse_args(argv)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        return handler(args, host)
     except (RecipeError, RegistryError, TrainingError, CheckpointError, ValueError) as exc:
         if os.environ.get("VSSL_DEBUG"):
             raise

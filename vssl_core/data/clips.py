@@ -65,10 +65,19 @@ def collate(samples: Sequence[dict]) -> Batch:
     num_views = len(samples[0]["clips"])
     return Batch(
         clips=[torch.stack([s["clips"][v] for s in samples]) for v in range(num_views)],
-        label=torch.tensor([s["label"] for s in samples], dtype=torch.long),
+        label=_collate_labels([s["label"] for s in samples]),
         index=torch.tensor([s["index"] for s in samples], dtype=torch.long),
         keys=torch.tensor([s["key"] for s in samples], dtype=torch.long),
     )
+
+
+def _collate_labels(labels: list) -> torch.Tensor:
+    """Class indices -> long [B]; multi-hot arrays -> float [B, K]; counts -> float [B]."""
+    if isinstance(labels[0], np.ndarray):
+        return torch.from_numpy(np.stack(labels)).float()
+    if isinstance(labels[0], float):
+        return torch.tensor(labels, dtype=torch.float32)
+    return torch.tensor(labels, dtype=torch.long)
 
 
 def normalize_on_device(batch: Batch, views: ViewSpec) -> Batch:
