@@ -32,22 +32,12 @@ Shape legend: B batch (per rank), C channels, T frames, H height, W width, F bac
 D embedding width, K queue size.
 """
 
-import copy
 from typing import Literal
 
-import torch
-import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
-from vssl_core.interfaces import Batch, Objective, ObjectiveOutput, ViewSpec
-from vssl_core.nn import (
-    KeyQueue,
-    concat_all_gather,
-    forward_in_groups,
-    momentum_update_,
-    shuffled_forward,
-)
+from vssl_core.interfaces import Batch, ObjectiveOutput, ViewSpec
+from vssl_core.nn.momentum import MomentumContrast
 from vssl_core.registry import component
 from vssl_moco.loss import moco_loss
 
@@ -63,19 +53,13 @@ def projector(features: int, dim: int, mlp: bool) -> nn.Module:
     )
 
 
-def _frozen_copy(module: nn.Module) -> nn.Module:
-    twin = copy.deepcopy(module)
-    twin.requires_grad_(False)  # excluded from the optimizer and from DDP's gradient reducer
-    return twin
-
-
 def _check(name: str, ok: bool, value: object, need: str) -> None:
     if not ok:
         raise ValueError(f"moco {name}={value!r}: {need}")
 
 
 @component("objective", name="moco")
-class MoCo(Objective):
+class MoCo(MomentumContrast):
     """Video MoCo v2: momentum key encoder, key queue, InfoNCE, shuffle-BN."""
 
     def __init__(
@@ -98,9 +82,7 @@ class MoCo(Objective):
         super().__init__()
         _check("dim", dim >= 1, dim, "the embedding width must be >= 1 (MoCo uses 128)")
         _check("queue_size", queue_size >= 1, queue_size, "use a multiple of the global batch")
-        _check("momentum", 0.0 <= momentum <= 1.0, momentum, "must be in [0, 1] (MoCo: 0.999)")
         _check("temperature", temperature > 0, temperature, "must be > 0 (MoCo v2: 0.2)")
-        _check("bn_groups", bn_groups is None or bn_groups >= 1, bn_groups, "use None or >= 1")
         frames, height, width = backbone.input_size
         _check("backbone", height == width, backbone.input_size, "needs square crops (H == W)")
         self._views = ViewSpec(  # built now so a bad stride fails at build time
@@ -113,60 +95,30 @@ class MoCo(Objective):
             shared_augmentation=False,
             temporal="independent" if positive == "two_clips" else "shared",
         )
-        self.momentum, self.temperature = momentum, temperature
-        self.shuffle_bn, self.bn_groups = shuffle_bn, bn_groups
-
+        self.temperature = temperature
         self.backbone = backbone
         self.projector = projector(backbone.num_features, dim, mlp)
-        self.key_backbone = _frozen_copy(backbone)
-        self.key_projector = _frozen_copy(self.projector)
-        self.queue = KeyQueue(dim, queue_size)
-        self._pending: list[torch.Tensor] = []  # all-gathered keys of this step, not yet queued
+        self.init_momentum_contrast(
+            method="moco",
+            online=("backbone", "projector"),
+            key=("key_backbone", "key_projector"),
+            dim=dim,
+            queue_size=queue_size,
+            momentum=momentum,
+            shuffle_bn=shuffle_bn,
+            bn_groups=bn_groups,
+        )
 
     def views(self) -> ViewSpec:
         return self._views
-
-    def _groups_per_rank(self) -> int:
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        if self.bn_groups is None:
-            return 1
-        if self.bn_groups % world != 0:
-            raise ValueError(
-                f"moco bn_groups={self.bn_groups} cannot be spread over {world} ranks; use a "
-                f"multiple of {world}, or null for one BN group per rank"
-            )
-        return self.bn_groups // world
-
-    def _query(self, clip_BCTHW: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projector(self.backbone(clip_BCTHW)), dim=1)
-
-    def _key(self, clip_BCTHW: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.key_projector(self.key_backbone(clip_BCTHW)), dim=1)
 
     def forward(self, batch: Batch) -> ObjectiveOutput:
         assert len(batch.clips) == 2, f"moco needs 2 views per sample, got {len(batch.clips)}"
         clip_q_BCTHW, clip_k_BCTHW = batch.clips
         B = clip_q_BCTHW.shape[0]
         assert batch.keys.shape == (B,), f"keys {list(batch.keys.shape)} for a batch of {B}"
-        # in eval mode BN uses running statistics: BN groups and shuffling would change nothing
-        groups = self._groups_per_rank() if self.training else 1
-        q_BD = forward_in_groups(self._query, clip_q_BCTHW, groups)
-        with torch.no_grad():
-            if self.shuffle_bn and self.training:
-                k_BD = shuffled_forward(self._key, clip_k_BCTHW, batch.keys, groups)
-            else:
-                k_BD = forward_in_groups(self._key, clip_k_BCTHW, groups)
+        q_BD = self.embed_queries(clip_q_BCTHW)
+        k_BD = self.embed_keys(clip_k_BCTHW, batch.keys)
         assert q_BD.shape == k_BD.shape, f"queries {list(q_BD.shape)} vs keys {list(k_BD.shape)}"
         loss, metrics = moco_loss(q_BD, k_BD, self.queue.negatives(), self.temperature)
-        if self.training:
-            self._pending.append(concat_all_gather(k_BD.float()))
         return ObjectiveOutput(loss=loss, metrics=metrics)
-
-    @torch.no_grad()
-    def after_step(self, step: int) -> None:
-        """Enqueue this step's keys (all ranks, all micro-batches), then move the key encoder."""
-        if self._pending:
-            self.queue.enqueue(torch.cat(self._pending))
-            self._pending.clear()
-        momentum_update_(self.key_backbone, self.backbone, self.momentum)
-        momentum_update_(self.key_projector, self.projector, self.momentum)

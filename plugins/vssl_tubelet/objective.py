@@ -35,22 +35,13 @@ Shape legend: B batch (per rank), C channels, T frames, H height, W width, F bac
 D embedding width, K queue size.
 """
 
-import copy
 from typing import Literal
 
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
-from vssl_core.interfaces import Batch, Objective, ObjectiveOutput, ViewSpec
-from vssl_core.nn import (
-    KeyQueue,
-    concat_all_gather,
-    forward_in_groups,
-    momentum_update_,
-    shuffled_forward,
-)
+from vssl_core.interfaces import Batch, ObjectiveOutput, ViewSpec
+from vssl_core.nn.momentum import MomentumContrast
 from vssl_core.registry import component
 from vssl_tubelet.color import shared_color_jitter
 from vssl_tubelet.loss import nce_loss
@@ -68,19 +59,13 @@ def projection_head(features: int, dim: int, mlp: bool) -> nn.Module:
     )
 
 
-def _frozen_copy(module: nn.Module) -> nn.Module:
-    twin = copy.deepcopy(module)
-    twin.requires_grad_(False)  # no optimizer state, no DDP gradient reduction
-    return twin
-
-
 def _check(name: str, ok: bool, value: object, need: str) -> None:
     if not ok:
         raise ValueError(f"tubelet {name}={value!r}: {need}")
 
 
 @component("objective", name="tubelet")
-class TubeletContrast(Objective):
+class TubeletContrast(MomentumContrast):
     """Tubelet-contrastive MoCo: positives share synthetic tubelets, not video content."""
 
     def __init__(
@@ -105,9 +90,7 @@ class TubeletContrast(Objective):
         _check("num_tubelets", num_tubelets >= 1, num_tubelets, "must be >= 1 (released: 2)")
         _check("dim", dim >= 1, dim, "the embedding width must be >= 1 (released: 128)")
         _check("queue_size", queue_size >= 1, queue_size, "use a multiple of the global batch")
-        _check("momentum", 0.0 <= momentum <= 1.0, momentum, "must be in [0, 1] (released: 0.999)")
         _check("temperature", temperature > 0, temperature, "must be > 0 (released: 0.2)")
-        _check("bn_groups", bn_groups is None or bn_groups >= 1, bn_groups, "use None or >= 1")
         frames, height, width = backbone.input_size
         _check("backbone", height == width, backbone.input_size, "needs square crops (H == W)")
         _check("backbone", height >= 8, backbone.input_size, "tubelets need crops >= 8 px")
@@ -125,15 +108,19 @@ class TubeletContrast(Objective):
             num_tubelets=num_tubelets, motion=motion, transformation=transformation
         )
         self.color_jitter = color_jitter
-        self.momentum, self.temperature = momentum, temperature
-        self.shuffle_bn, self.bn_groups = shuffle_bn, bn_groups
-
+        self.temperature = temperature
         self.backbone = backbone
         self.fc = projection_head(backbone.num_features, dim, mlp)
-        self.key_encoder = _frozen_copy(backbone)
-        self.key_fc = _frozen_copy(self.fc)
-        self.queue = KeyQueue(dim, queue_size)
-        self._pending: list[torch.Tensor] = []  # all-gathered keys of this step, not yet queued
+        self.init_momentum_contrast(
+            method="tubelet",
+            online=("backbone", "fc"),
+            key=("key_encoder", "key_fc"),
+            dim=dim,
+            queue_size=queue_size,
+            momentum=momentum,
+            shuffle_bn=shuffle_bn,
+            bn_groups=bn_groups,
+        )
 
     def views(self) -> ViewSpec:
         return self._views
@@ -161,43 +148,10 @@ class TubeletContrast(Objective):
                 )
         return query, key
 
-    def _groups_per_rank(self) -> int:
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        if self.bn_groups is None:
-            return 1
-        if self.bn_groups % world != 0:
-            raise ValueError(
-                f"tubelet bn_groups={self.bn_groups} cannot be spread over {world} ranks; use a "
-                f"multiple of {world}, or null for one BN group per rank"
-            )
-        return self.bn_groups // world
-
-    def _query(self, clip_BCTHW: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.fc(self.backbone(clip_BCTHW)), dim=1)
-
-    def _key(self, clip_BCTHW: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.key_fc(self.key_encoder(clip_BCTHW)), dim=1)
-
     def forward(self, batch: Batch) -> ObjectiveOutput:
         query_BCTHW, key_BCTHW = self.make_pair(batch)
-        groups = self._groups_per_rank()
-        q_BD = forward_in_groups(self._query, query_BCTHW, groups)
-        with torch.no_grad():
-            if self.shuffle_bn:
-                k_BD = shuffled_forward(self._key, key_BCTHW, batch.keys, groups)
-            else:
-                k_BD = forward_in_groups(self._key, key_BCTHW, groups)
+        q_BD = self.embed_queries(query_BCTHW)
+        k_BD = self.embed_keys(key_BCTHW, batch.keys)
         assert q_BD.shape == k_BD.shape, f"queries {list(q_BD.shape)} vs keys {list(k_BD.shape)}"
         loss, metrics = nce_loss(q_BD, k_BD, self.queue.negatives(), self.temperature)
-        if self.training:
-            self._pending.append(concat_all_gather(k_BD.float()))
         return ObjectiveOutput(loss=loss, metrics=metrics)
-
-    @torch.no_grad()
-    def after_step(self, step: int) -> None:
-        """Enqueue this step's keys (all ranks, all micro-batches), then move the key encoder."""
-        if self._pending:
-            self.queue.enqueue(torch.cat(self._pending))
-            self._pending.clear()
-        momentum_update_(self.key_encoder, self.backbone, self.momentum)
-        momentum_update_(self.key_fc, self.fc, self.momentum)

@@ -78,9 +78,10 @@ class TubeletConfig:
 
 @dataclass
 class Tubelets:
-    """The drawn tubelets of a batch. Boxes are (x1, y1, x2, y2) in pixels, integer-valued,
-    clipped to the frame; ``inverse_BNT22`` maps an offset from the box centre in the frame to
-    the offset in the untransformed patch (identity without rotation/shear)."""
+    """The drawn tubelets of a batch, in pasting order (decreasing mean box area, so that a
+    small tubelet is not hidden under a large one). Boxes are (x1, y1, x2, y2) in pixels,
+    integer-valued, clipped to the frame; ``inverse_BNT22`` maps an offset from the box centre
+    in the frame to the offset in the untransformed patch (identity without rotation/shear)."""
 
     centers_BNT2: torch.Tensor
     boxes_BNT4: torch.Tensor
@@ -89,7 +90,6 @@ class Tubelets:
     shape_BN: torch.Tensor  # RECTANGLE / ELLIPSE / RHOMBUS (long)
     soft_edge_BN: torch.Tensor  # turning point tau of the soft edge, or 0.5 (no soft edge)
     opacity_BNT: torch.Tensor
-    order_BN: torch.Tensor  # pasting order: decreasing mean box area
 
 
 # ---------------------------------------------------------------------------------- boxes
@@ -255,7 +255,7 @@ def sample_tubelets(keys_B: torch.Tensor, cfg: TubeletConfig, T: int, H: int, W:
     size_BNT2 = boxes_BNT4[..., 2:] - boxes_BNT4[..., :2]
     area_BN = size_BNT2.mean(dim=2).prod(dim=-1)
     order_BN = torch.argsort(area_BN, dim=1, descending=True, stable=True)
-    return Tubelets(
+    drawn = Tubelets(
         centers_BNT2=centers_BNT2,
         boxes_BNT4=boxes_BNT4,
         source_BN=source_BN.to(dev),
@@ -263,8 +263,14 @@ def sample_tubelets(keys_B: torch.Tensor, cfg: TubeletConfig, T: int, H: int, W:
         shape_BN=shape_BN,
         soft_edge_BN=soft_edge_BN,
         opacity_BNT=opacity_BNT,
-        order_BN=order_BN,
     )
+    return Tubelets(**{k: _take(v, order_BN) for k, v in drawn.__dict__.items()})
+
+
+def _take(x_BN: torch.Tensor, order_BN: torch.Tensor) -> torch.Tensor:
+    """Rows of dim 1 in ``order_BN`` (any trailing dims)."""
+    index = order_BN.view(*order_BN.shape, *([1] * (x_BN.ndim - 2))).expand_as(x_BN)
+    return x_BN.gather(1, index)
 
 
 # ------------------------------------------------------------------------------ rendering
@@ -302,8 +308,12 @@ def render(source_BCTHW: torch.Tensor, tub: Tubelets) -> tuple[torch.Tensor, tor
     The patch of tubelet n is the source clip's frame ``source_BN`` cut at that frame's box,
     resized to every frame's box and transformed about the box centre (``pick_patches`` plus
     ``patch_transformation``); its alpha is the base mask resized and transformed alike, times
-    the frame's opacity. One bilinear lookup per pixel of [RGB, alpha]; lookups are clamped to
-    the source box, as a resize of the cropped patch reads nothing outside it."""
+    the frame's opacity, and 0 outside the patch. One bilinear lookup per pixel of [RGB, alpha];
+    lookups are clamped to the source box, as a resize of the cropped patch reads nothing
+    outside it.
+
+    Cost: every full-size tensor is built from a row part [.., 1, W] plus a column part
+    [.., H, 1] (the map is affine), so it takes one add, not a chain of full-size ops."""
     B, C, T, H, W = source_BCTHW.shape
     N = tub.boxes_BNT4.shape[1]
     dtype, dev = source_BCTHW.dtype, source_BCTHW.device
@@ -311,51 +321,53 @@ def render(source_BCTHW: torch.Tensor, tub: Tubelets) -> tuple[torch.Tensor, tor
     x1, y1, x2, y2 = (boxes[..., i, None, None] for i in range(4))  # [B, N, T, 1, 1]
     src_box_BN4 = boxes.gather(2, tub.source_BN[:, :, None, None].expand(B, N, 1, 4))[:, :, 0]
 
+    # offsets of pixel centres from the box centre, mapped into the patch, in box units:
+    # (u - 1/2, v - 1/2) = inverse @ (dx, dy) / (w, h); the patch is where both are in +-1/2
     dx = torch.arange(W, device=dev, dtype=dtype) + 0.5 - (x1 + x2) / 2  # [B, N, T, 1, W]
     dy = torch.arange(H, device=dev, dtype=dtype).view(H, 1) + 0.5 - (y1 + y2) / 2
     m = tub.inverse_BNT22.to(dtype)[..., None, None]  # [B, N, T, 2, 2, 1, 1]
-    u = (m[..., 0, 0, :, :] * dx + m[..., 0, 1, :, :] * dy) / (x2 - x1) + 0.5
-    v = (m[..., 1, 0, :, :] * dx + m[..., 1, 1, :, :] * dy) / (y2 - y1) + 0.5
+    w_t, h_t = x2 - x1, y2 - y1
+    u_half = m[..., 0, 0, :, :] / w_t * dx + m[..., 0, 1, :, :] / w_t * dy  # [B, N, T, H, W]
+    v_half = m[..., 1, 0, :, :] / h_t * dx + m[..., 1, 1, :, :] / h_t * dy
 
+    # source pixel of (u, v): x1_j + u w_j (edges) as an align_corners=False grid coordinate,
+    # clamped to the centres of the source box's first and last pixels
     sx1, sy1, sx2, sy2 = (c[:, :, None, None, None] for c in src_box_BN4.unbind(-1))
-    px = torch.minimum((sx1 + u * (sx2 - sx1) - 0.5).clamp(min=sx1), sx2 - 1)  # pixel centres
-    py = torch.minimum((sy1 + v * (sy2 - sy1) - 0.5).clamp(min=sy1), sy2 - 1)
-    grid = torch.stack(((2 * px + 1) / W - 1, (2 * py + 1) / H - 1), dim=-1)  # align_corners=False
+    gx = torch.addcmul((sx1 + sx2) / W - 1, 2 * (sx2 - sx1) / W, u_half)
+    gy = torch.addcmul((sy1 + sy2) / H - 1, 2 * (sy2 - sy1) / H, v_half)
+    gx = gx.clamp_((2 * sx1 + 1) / W - 1, (2 * sx2 - 1) / W - 1)
+    gy = gy.clamp_((2 * sy1 + 1) / H - 1, (2 * sy2 - 1) / H - 1)
+    grid = torch.stack((gx, gy), dim=-1).view(B * N, T * H, W, 2)
     index = tub.source_BN[:, :, None, None, None].expand(B, N, C, H, W)
     src_BNCHW = source_BCTHW.transpose(1, 2).gather(1, index)
     rgba_BN4HW = torch.cat((src_BNCHW, base_alpha(tub, src_box_BN4, H, W).unsqueeze(2)), 2)
     out = F.grid_sample(
         rgba_BN4HW.view(B * N, C + 1, H, W),
-        grid.view(B * N, T * H, W, 2),
+        grid,
         mode="bilinear",
         padding_mode="border",
         align_corners=False,
     ).view(B, N, C + 1, T, H, W)
-    inside = (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
+    inside = (u_half.abs() < 0.5) & (v_half.abs() < 0.5)
     alpha_BNTHW = out[:, :, C] * inside * tub.opacity_BNT[..., None, None].to(dtype)
     return out[:, :, :C], alpha_BNTHW
 
 
 def composite(
-    background_BCTHW: torch.Tensor,
-    patch_BNCTHW: torch.Tensor,
-    alpha_BNTHW: torch.Tensor,
-    order_BN: torch.Tensor,
+    background_BCTHW: torch.Tensor, patch_BNCTHW: torch.Tensor, alpha_BNTHW: torch.Tensor
 ) -> torch.Tensor:
-    """Paste the tubelets in ``order_BN`` (largest first): I <- I (1 - a) + patch a.
+    """Paste tubelets 0, 1, ..., N-1 in turn: I <- I (1 - a) + patch a (``torch.lerp``).
     Exact where a is 0 (I kept) and where a is 1 (the patch)."""
-    B, N = order_BN.shape
-    assert patch_BNCTHW.shape[0] == B and patch_BNCTHW.shape[1] == N, (
-        f"patches {list(patch_BNCTHW.shape)} for {N} tubelets of {B} samples"
-    )
+    B, N = patch_BNCTHW.shape[:2]
     assert patch_BNCTHW.shape[2:] == background_BCTHW.shape[1:], (
         f"patches {list(patch_BNCTHW.shape)} vs background {list(background_BCTHW.shape)}"
     )
-    rows_B = torch.arange(B, device=order_BN.device)
+    assert alpha_BNTHW.shape == (B, N, *background_BCTHW.shape[2:]), (
+        f"alphas {list(alpha_BNTHW.shape)} for patches {list(patch_BNCTHW.shape)}"
+    )
     out = background_BCTHW
     for n in range(N):
-        a_B1THW = alpha_BNTHW[rows_B, order_BN[:, n]].unsqueeze(1)
-        out = out * (1 - a_B1THW) + patch_BNCTHW[rows_B, order_BN[:, n]] * a_B1THW
+        out = torch.lerp(out, patch_BNCTHW[:, n], alpha_BNTHW[:, n].unsqueeze(1))
     return out
 
 
@@ -374,6 +386,6 @@ def overlay_pair(
     assert keys_B.shape == (B,), f"keys {list(keys_B.shape)} for a batch of {B}"
     tub = sample_tubelets(keys_B.to(query_bg_BCTHW.device), cfg, T, H, W)
     patch_BNCTHW, alpha_BNTHW = render(query_bg_BCTHW, tub)
-    query = composite(query_bg_BCTHW, patch_BNCTHW, alpha_BNTHW, tub.order_BN)
-    key = composite(key_bg_BCTHW, patch_BNCTHW, alpha_BNTHW, tub.order_BN)
+    query = composite(query_bg_BCTHW, patch_BNCTHW, alpha_BNTHW)
+    key = composite(key_bg_BCTHW, patch_BNCTHW, alpha_BNTHW)
     return query, key, tub

@@ -65,7 +65,7 @@ def test_one_step_enqueues_the_keys_and_moves_the_key_encoder():
         for p in model.parameters():
             if p.grad is not None:
                 p.sub_(0.1 * p.grad)
-        k_BD = model._key(batch_of().clips[1])  # same BN groups as the forward (one, no shuffle)
+        k_BD = model.key_embedding(batch_of().clips[1])  # same BN groups as the forward (one, no shuffle)
     model.after_step(1)
     assert int(model.queue.ptr) == B
     torch.testing.assert_close(model.queue.queue[:B], k_BD)
@@ -153,16 +153,16 @@ def test_bn_groups_run_each_group_as_its_own_batch(shuffle_bn):
     batch = batch_of(seed=2)  # its keys permute to [0, 2, 1, 3]: groups {0, 2}, {1, 3}
     clip_q, clip_k = batch.clips
     with torch.no_grad():
-        q_BD = torch.cat([model._query(clip_q[:2]), model._query(clip_q[2:])])
+        q_BD = torch.cat([model.query_embedding(clip_q[:2]), model.query_embedding(clip_q[2:])])
         order = shuffled_order(batch.keys) if shuffle_bn else torch.arange(B)
         assert order.tolist() == ([0, 2, 1, 3] if shuffle_bn else [0, 1, 2, 3])
         k_BD = torch.empty_like(q_BD)
         for group in order.chunk(2):
-            k_BD[group] = model._key(clip_k[group])
+            k_BD[group] = model.key_embedding(clip_k[group])
         expected, _ = moco_loss(q_BD, k_BD, model.queue.negatives(), model.temperature)
         out = model(batch)
     torch.testing.assert_close(out.loss, expected)
-    whole, _ = moco_loss(model._query(clip_q), model._key(clip_k), model.queue.negatives(), 0.2)
+    whole, _ = moco_loss(model.query_embedding(clip_q), model.key_embedding(clip_k), model.queue.negatives(), 0.2)
     assert not torch.allclose(out.loss, whole)  # the groups change the BN statistics
 
 

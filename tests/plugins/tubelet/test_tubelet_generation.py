@@ -156,8 +156,6 @@ def test_draws_depend_only_on_the_key_not_the_batch_position(transformation):
     a, b = sample_tubelets(k, cfg, 8, 32, 32), sample_tubelets(k[perm], cfg, 8, 32, 32)
     alone = sample_tubelets(k[2:3], cfg, 8, 32, 32)
     for name in Tubelets.__dataclass_fields__:
-        if name == "order_BN":
-            continue
         x = getattr(a, name)
         assert torch.equal(x[perm], getattr(b, name)), name
         assert torch.equal(x[2:3], getattr(alone, name)), name
@@ -209,7 +207,6 @@ def test_a_90_degree_rotation_turns_the_patch_clockwise():
         shape_BN=torch.tensor([[RECTANGLE]]),
         soft_edge_BN=torch.tensor([[0.5]]),
         opacity_BNT=torch.ones(1, 1, 1),
-        order_BN=torch.tensor([[0]]),
     )
     patch, alpha = render(source, tub)
     src = source[0, :, 0, 6:14, 4:12]
@@ -251,25 +248,21 @@ def test_composite_is_exact_where_alpha_is_1_and_untouched_where_0():
     alpha = torch.rand(2, 2, 2, 8, 8, generator=torch.Generator().manual_seed(2))
     alpha[alpha < 0.3] = 0.0
     alpha[alpha > 0.7] = 1.0
-    order = torch.tensor([[0, 1], [1, 0]])
-    out = composite(bg, patch, alpha, order)
-    for b in range(2):
-        top, bottom = order[b, 1], order[b, 0]
-        a_top, a_bottom = alpha[b, top], alpha[b, bottom]
-        one = (a_top == 1).expand(3, -1, -1, -1)
-        assert torch.equal(out[b][one], patch[b, top][one])
-        none = ((a_top == 0) & (a_bottom == 0)).expand(3, -1, -1, -1)
-        assert torch.equal(out[b][none], bg[b][none])
-        blend = bg[b] * (1 - a_bottom) + patch[b, bottom] * a_bottom
-        assert torch.allclose(out[b], blend * (1 - a_top) + patch[b, top] * a_top)
+    out = composite(bg, patch, alpha)
+    a_bottom, a_top = alpha[:, 0].unsqueeze(1), alpha[:, 1].unsqueeze(1)  # pasted 0 then 1
+    one = (a_top == 1).expand_as(bg)
+    assert torch.equal(out[one], patch[:, 1][one])
+    none = ((a_top == 0) & (a_bottom == 0)).expand_as(bg)
+    assert torch.equal(out[none], bg[none])
+    blend = bg * (1 - a_bottom) + patch[:, 0] * a_bottom
+    assert torch.allclose(out, blend * (1 - a_top) + patch[:, 1] * a_top, atol=1e-6)
 
 
-def test_larger_tubelets_are_pasted_first():
-    tub = sample_tubelets(keys(64), TubeletConfig(), 8, 64, 64)
+def test_tubelets_come_in_pasting_order_largest_first():
+    tub = sample_tubelets(keys(64), TubeletConfig(num_tubelets=4), 8, 64, 64)
     size = tub.boxes_BNT4[..., 2:] - tub.boxes_BNT4[..., :2]
     area_BN = size.mean(2).prod(-1)
-    ordered = area_BN.gather(1, tub.order_BN)
-    assert (ordered[:, 0] >= ordered[:, 1]).all()
+    assert (area_BN[:, :-1] >= area_BN[:, 1:]).all()
 
 
 @pytest.mark.parametrize("transformation", TRANSFORMS)

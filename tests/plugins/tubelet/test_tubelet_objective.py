@@ -21,6 +21,7 @@ from vssl_core.plugins import load_plugins
 from vssl_core.random import sample_key
 
 ROOT = Path(__file__).resolve().parents[3]
+PLUGIN_RECIPES = ROOT / "plugins" / "vssl_tubelet" / "recipes"
 B, T, S = 4, 4, 32
 
 
@@ -95,7 +96,7 @@ def test_one_step_gives_a_finite_loss_and_no_gradient_to_the_key_encoder():
     model.train()
     out = model(batch_of())
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
-    assert set(out.metrics) == {"acc", "pos_sim", "neg_sim"}
+    assert set(out.metrics) == {"acc", "batch_acc", "pos_sim", "neg_sim"}
     assert all(torch.isfinite(v) and not v.requires_grad for v in out.metrics.values())
     out.loss.backward()
     for name, p in model.named_parameters():
@@ -115,7 +116,7 @@ def test_after_step_enqueues_the_keys_and_moves_the_key_encoder():
     assert torch.equal(model.queue.queue, before)  # enqueued only after the step
     with torch.no_grad():
         _, key_BCTHW = model.make_pair(batch)
-        k_BD = model._key(key_BCTHW)
+        k_BD = model.key_embedding(key_BCTHW)
         for p in model.parameters():
             if p.grad is not None:
                 p.sub_(0.1 * p.grad)
@@ -137,6 +138,7 @@ def test_the_loss_is_one_directional_info_nce_against_the_queue():
     loss, metrics = nce_loss(q, k, queue, 0.2)
     assert torch.allclose(loss, info_nce(q, k, queue, 0.2))
     assert float(metrics["acc"]) == 0.5 and float(metrics["pos_sim"]) == 0.5
+    assert float(metrics["batch_acc"]) == 0.5  # both keys are (1, 0): row 1 picks key 0
 
 
 def test_the_state_dict_uses_the_official_module_names():
@@ -182,7 +184,10 @@ def test_the_recipes_validate_and_take_the_papers_settings():
     cfg = load_config(ROOT / "recipes" / "tubelet.yaml", [], host).data
     obj = cfg["objective"]
     assert obj["name"] == "tubelet" and obj["transformation"] == "rotation"
-    assert obj["motion"] == "nonlinear" and obj["num_tubelets"] == 2
+    assert obj["motion"] == "nonlinear" and obj["momentum"] == 0.999
+    assert obj["num_tubelets"] == 8  # the CPU recipe's change; the fragment keeps the paper's 2
+    fragment = yaml.safe_load((PLUGIN_RECIPES / "tubelet" / "pretrain.yaml").read_text())
+    assert fragment["objective"]["num_tubelets"] == 2
     assert cfg["backbone"]["name"] == "cnn3d_small"
     assert cfg["optim"]["name"] == "sgd" and cfg["optim"]["lr_base_batch"] == 32
     assert cfg["train"]["grad_clip"] == 40
