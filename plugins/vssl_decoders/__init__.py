@@ -1,0 +1,1 @@
+"""Video decoder plugins: PyAV (default), frame folders, and the optional torchcodec and decord."""
