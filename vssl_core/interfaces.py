@@ -74,17 +74,36 @@ class VideoDataset(Protocol):
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """The data an objective asks for, per sample.
+    """The data an objective (or an evaluation) asks for, per sample.
 
     ``num_clips`` clips of ``frames`` frames taken every ``stride`` frames, each cropped to
-    ``crop_size`` with ``augmentation`` ("none", "multiscale_crop", "random_resized_crop");
-    with ``shared_augmentation`` every clip of a sample gets the same spatial draw. Clips reach
-    the objective normalized with ``mean``/``std`` (on the device).
+    ``crop_size`` with ``augmentation`` ("none": a centre crop; "multiscale_crop";
+    "random_resized_crop" with area fraction in ``crop_scale``); with ``shared_augmentation``
+    every clip of a sample gets the same spatial and photometric draw. Clips reach the objective
+    normalized with ``mean``/``std`` (on the device).
 
-    ``temporal`` says where the clips of one sample lie in the video:
+    ``temporal`` says which frames the clips of one sample take:
     "independent" (each its own random start; e.g. MoCo's two clips of one video), "shared"
-    (the same frames for every clip; e.g. two augmentations of one clip), or "sequence" (clip
-    k starts ``gap`` frames after clip k-1 ends, from one random start; e.g. VCOP's tuples).
+    (the same frames for every clip; e.g. two augmentations of one clip), "sequence" (clip
+    k starts ``gap`` frames after clip k-1 ends, from one random start; e.g. VCOP's tuples),
+    "segments" (TSN: the video cut into ``frames`` equal segments, one random frame from each),
+    and for testing, deterministic: "test_clips" (``num_clips`` clips with evenly spaced starts,
+    SEVERE's / VideoMAE's dense multi-clip test) and "test_segments" (segments, clip k taking
+    the frame at fraction (k + 0.5) / num_clips of every segment: the centres for one clip).
+    ``strides`` (a stride drawn per clip) and ``temporal_jitter`` (each index moved forward by
+    up to stride - 1) follow CtP's RandomFrameSampler. A video shorter than a clip is padded by
+    ``pad``: "repeat_last" (VideoMAE) or "loop" (SEVERE's ``pad_missing``).
+
+    Photometric augmentation, one draw per clip applied to all its frames, after crop and flip:
+    ``color_jitter`` = (brightness, contrast, saturation, hue) strengths as in torchvision's
+    ColorJitter (ops in random order), applied with probability ``color_jitter_prob``; then
+    grayscale with ``grayscale_prob``; then Gaussian blur with ``blur_prob`` and sigma drawn
+    from ``blur_sigma`` (pixels of the output crop). All off by default.
+
+    For testing, ``augmentation="none"`` with ``short_side`` resizes the short side to
+    ``short_side`` before the centre crop (SEVERE: 128 for 112 crops), and ``test_crops=3`` takes
+    three crops along the long side; the views of a sample are then clip-major:
+    ``num_clips * test_crops`` tensors (see ``num_views``).
     """
 
     frames: int
@@ -98,24 +117,121 @@ class ViewSpec:
     gap: int = 0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    strides: tuple[int, ...] = ()
+    temporal_jitter: bool = False
+    pad: str = "repeat_last"
+    color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    color_jitter_prob: float = 1.0
+    grayscale_prob: float = 0.0
+    blur_prob: float = 0.0
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    test_crops: int = 1
+    short_side: int | None = None
+
+    AUGMENTATIONS = ("none", "multiscale_crop", "random_resized_crop")
+    TEMPORAL = ("independent", "shared", "sequence", "segments", "test_clips", "test_segments")
+    PADS = ("repeat_last", "loop")
 
     def __post_init__(self) -> None:
-        choices = ("none", "multiscale_crop", "random_resized_crop")
-        if self.augmentation not in choices:
-            raise ValueError(f"augmentation {self.augmentation!r}: choose one of {choices}")
-        temporal = ("independent", "shared", "sequence")
-        if self.temporal not in temporal:
-            raise ValueError(f"temporal {self.temporal!r}: choose one of {temporal}")
+        for name in ("crop_scale", "strides", "color_jitter", "blur_sigma", "mean", "std"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))  # lists from recipes
+        problems = self._problems()
+        if problems:
+            raise ValueError("ViewSpec: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        p = []
+        if self.augmentation not in self.AUGMENTATIONS:
+            p.append(f"augmentation {self.augmentation!r}: choose one of {self.AUGMENTATIONS}")
+        if self.temporal not in self.TEMPORAL:
+            p.append(f"temporal {self.temporal!r}: choose one of {self.TEMPORAL}")
+        if self.pad not in self.PADS:
+            p.append(f"pad {self.pad!r}: choose one of {self.PADS}")
         for name in ("frames", "crop_size", "stride", "num_clips"):
             if getattr(self, name) < 1:
-                raise ValueError(f"ViewSpec.{name} must be >= 1, got {getattr(self, name)}")
+                p.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.gap < 0:
-            raise ValueError(f"ViewSpec.gap must be >= 0, got {self.gap}")
+            p.append(f"gap must be >= 0, got {self.gap}")
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            p.append(f"crop_scale {self.crop_scale}: need 0 < low <= high <= 1 (e.g. (0.2, 1.0))")
+        p += self._temporal_problems() + self._photometric_problems() + self._test_problems()
+        return p
+
+    def _temporal_problems(self) -> list[str]:
+        p = []
+        if any(s < 1 for s in self.strides):
+            p.append(f"strides {self.strides}: every stride must be >= 1")
+        if self.strides and self.stride != 1:
+            p.append(f"set stride (={self.stride}) or strides ({self.strides}), not both")
+        random_start = ("independent", "shared")
+        if (self.strides or self.temporal_jitter) and self.temporal not in random_start:
+            p.append(
+                f"strides/temporal_jitter work with temporal in {random_start}, not "
+                f"{self.temporal!r}"
+            )
+        if self.temporal in ("segments", "test_segments") and self.stride != 1:
+            p.append(f"temporal {self.temporal!r} takes one frame per segment: leave stride at 1")
+        if self.gap and self.temporal != "sequence":
+            p.append(f"gap={self.gap} is only used with temporal='sequence'")
+        return p
+
+    def _photometric_problems(self) -> list[str]:
+        p = []
+        if len(self.color_jitter) != 4 or any(s < 0 for s in self.color_jitter):
+            p.append(
+                f"color_jitter {self.color_jitter}: four strengths >= 0 "
+                "(brightness, contrast, saturation, hue), e.g. (0.4, 0.4, 0.4, 0.1)"
+            )
+        elif self.color_jitter[3] > 0.5:
+            p.append(f"color_jitter hue {self.color_jitter[3]} must be <= 0.5 (half a turn)")
+        for name in ("color_jitter_prob", "grayscale_prob", "blur_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                p.append(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
+        lo, hi = self.blur_sigma
+        if not 0 < lo <= hi:
+            p.append(f"blur_sigma {self.blur_sigma}: need 0 < low <= high (MoCo v2: (0.1, 2.0))")
+        return p
+
+    def _test_problems(self) -> list[str]:
+        p = []
+        if self.test_crops not in (1, 3):
+            p.append(f"test_crops must be 1 or 3, got {self.test_crops}")
+        if (self.test_crops > 1 or self.short_side is not None) and self.augmentation != "none":
+            p.append("test_crops/short_side are test-time crops: use them with augmentation='none'")
+        if self.short_side is not None and self.short_side < self.crop_size:
+            p.append(f"short_side {self.short_side} must be >= crop_size {self.crop_size}")
+        return p
 
     @property
     def clip_span(self) -> int:
-        """Frames of the video one clip covers (first to last frame, inclusive)."""
-        return (self.frames - 1) * self.stride + 1
+        """Frames of the video one clip covers (first to last frame, inclusive; the largest of
+        ``strides``; for segments, the frames needed to give every segment its own frame)."""
+        if self.temporal in ("segments", "test_segments"):
+            return self.frames
+        stride = max(self.strides or (self.stride,))
+        if self.temporal_jitter:
+            return self.frames * stride
+        return (self.frames - 1) * stride + 1
+
+    @property
+    def frames_needed(self) -> int:
+        """Frames a video needs to give a sample without padding (for "sequence", the tuple)."""
+        if self.temporal == "sequence":
+            return (self.num_clips - 1) * (self.frames * self.stride + self.gap) + self.clip_span
+        return self.clip_span
+
+    @property
+    def num_views(self) -> int:
+        """Clip tensors per sample: ``num_clips`` temporal clips x ``test_crops`` spatial crops."""
+        return self.num_clips * self.test_crops
+
+    @property
+    def has_photometric(self) -> bool:
+        """Whether any colour, grayscale or blur augmentation is on."""
+        jitter = self.color_jitter_prob > 0 and any(s > 0 for s in self.color_jitter)
+        return jitter or self.grayscale_prob > 0 or self.blur_prob > 0
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""From dataset samples to the clips (views) an objective declared, and their collation."""
+"""From dataset samples to the clips (views) an objective declared, and their collation.
+
+Shape legend: B batch, C channels (RGB), T frames, H height, W width.
+"""
 
 from __future__ import annotations
 
@@ -7,67 +10,203 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from vssl_core.data.sampling import random_clip_indices, sequence_clip_indices
-from vssl_core.data.transforms import crop_resize, draw_box
-from vssl_core.interfaces import Batch, VideoDataset, ViewSpec
+from vssl_core.data.failures import FailureTracker, is_decode_error, replacement_index
+from vssl_core.data.photometric import PhotometricDraw, apply_photometric, draw_photometric
+from vssl_core.data.sampling import (
+    evenly_spaced_clip_indices,
+    fixed_segment_indices,
+    jittered_clip_indices,
+    random_clip_indices,
+    random_segment_indices,
+    sequence_clip_indices,
+)
+from vssl_core.data.transforms import Box, crop_resize, draw_box, eval_crop_boxes
+from vssl_core.interfaces import Batch, VideoDataset, VideoDecodeError, VideoSample, ViewSpec
 from vssl_core.random import numpy_rng, sample_key
 
-STREAM_TEMPORAL, STREAM_SPATIAL = 1, 2
+STREAM_TEMPORAL, STREAM_SPATIAL, STREAM_COLOR = 1, 2, 4  # numpy_rng streams of a sample's key
 
 
 class ClipDataset:
     """Map-style dataset over ``(epoch, index)`` pairs returning one sample's views.
 
     All randomness comes from the sample's key, so a sample looks the same in any worker, on any
-    rank and after a resume.
+    rank and after a resume. A video that fails to decode is replaced by another sample chosen
+    from the key and the attempt number (at most ``max_retries`` times); each failing video is
+    logged once and counted, and loading stops with a :class:`DataLoadingError` when more than
+    ``max_failed_fraction`` of this process's loads fail (see :mod:`vssl_core.data.failures`).
+    A returned sample's ``index`` is the sample actually loaded; its ``key`` stays that of the
+    requested one, so on-device randomness does not depend on failures.
     """
 
-    def __init__(self, dataset: VideoDataset, views: ViewSpec, seed: int):
+    def __init__(
+        self,
+        dataset: VideoDataset,
+        views: ViewSpec,
+        seed: int,
+        max_failed_fraction: float = 0.01,
+        max_retries: int = 10,
+    ):
+        if max_retries < 0:
+            raise ValueError(f"data.max_retries={max_retries}: use 0 or more replacements")
         self.dataset, self.views, self.seed = dataset, views, seed
+        self.max_retries = max_retries
+        self.failures = FailureTracker(max_failed_fraction)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, item: tuple[int, int]) -> dict:
         epoch, index = item
-        sample = self.dataset[index]
         key = sample_key(self.seed, epoch, index)
-        t_rng = numpy_rng(key, STREAM_TEMPORAL)
-        s_rng = numpy_rng(key, STREAM_SPATIAL)
-        spec = self.views
-        clips, box, flip = [], None, False
-        for idx in self._clip_indices(sample.video.num_frames, t_rng):
-            frames_THWC = sample.video.read(idx.tolist())
-            clip_CTHW = torch.from_numpy(np.ascontiguousarray(frames_THWC)).permute(3, 0, 1, 2)
-            if box is None or not spec.shared_augmentation:
-                _, _, h, w = clip_CTHW.shape
-                box = draw_box(spec.augmentation, h, w, spec.crop_size, s_rng)
-                flip = spec.flip and bool(s_rng.integers(2))
-            clip = crop_resize(clip_CTHW, box, spec.crop_size)
-            clips.append(clip.flip(-1) if flip else clip)
-        return {"clips": clips, "label": sample.label, "index": index, "key": key}
+        tried: list[int] = []
+        failed_paths: list[str] = []
+        for attempt in range(self.max_retries + 1):
+            idx = index if attempt == 0 else replacement_index(key, attempt, len(self.dataset))
+            tried.append(idx)
+            if self.failures.known_bad(idx):  # fails again for sure: skip the decode
+                failed_paths.append(self._path(idx))
+                self.failures.record_failure(idx, failed_paths[-1], None)
+                continue
+            try:
+                sample, frames = self._decode(idx, numpy_rng(key, STREAM_TEMPORAL))
+            except Exception as exc:
+                if not is_decode_error(exc):
+                    raise
+                failed_paths.append(self._path(idx))
+                self.failures.record_failure(idx, failed_paths[-1], exc)
+                continue
+            self.failures.record_ok()
+            return {
+                "clips": self._augment(frames, key),
+                "label": sample.label,
+                "index": idx,
+                "key": key,
+                "decode_failures": len(failed_paths),
+                "failed_paths": failed_paths,
+            }
+        raise self.failures.exhausted(index, tried)
+
+    # ------------------------------------------------------------------------------- decoding
+    def _path(self, index: int) -> str:
+        """The video's file for messages, when the dataset has files."""
+        video_path = getattr(self.dataset, "video_path", None)
+        if video_path is not None:
+            try:
+                return str(video_path(index))
+            except Exception:  # a message helper must not raise on top of the real failure
+                pass
+        return f"sample {index} of {type(self.dataset).__name__}"
+
+    def _decode(self, index: int, rng: np.random.Generator) -> tuple[VideoSample, list[np.ndarray]]:
+        """The sample and each clip's frames [T, H, W, 3]. Every frame any clip needs is read in
+        one call, in increasing order and once, which suits seeking decoders."""
+        sample = self.dataset[index]
+        video = sample.video
+        if video.num_frames < 1:
+            raise VideoDecodeError(f"{self._path(index)}: the video has no frames")
+        clips_idx = self._clip_indices(video.num_frames, rng)
+        wanted, inverse = np.unique(np.concatenate(clips_idx), return_inverse=True)
+        frames_NHWC = video.read(wanted.tolist())
+        if (
+            not isinstance(frames_NHWC, np.ndarray)
+            or frames_NHWC.ndim != 4
+            or frames_NHWC.shape[0] != len(wanted)
+            or frames_NHWC.shape[3] != 3
+        ):
+            got = getattr(frames_NHWC, "shape", type(frames_NHWC).__name__)
+            raise VideoDecodeError(
+                f"{self._path(index)}: asked for {len(wanted)} frames (of {video.num_frames}), "
+                f"the decoder returned {got}; the file is probably truncated"
+            )
+        per_clip = np.split(inverse.reshape(-1), np.cumsum([len(c) for c in clips_idx])[:-1])
+        return sample, [frames_NHWC[i] for i in per_clip]
 
     def _clip_indices(self, num_frames: int, rng: np.random.Generator) -> list[np.ndarray]:
         spec = self.views
         if spec.temporal == "sequence":
             return sequence_clip_indices(
-                num_frames, spec.frames, spec.stride, spec.num_clips, spec.gap, rng
+                num_frames, spec.frames, spec.stride, spec.num_clips, spec.gap, rng, spec.pad
+            )
+        if spec.temporal == "segments":
+            return [
+                random_segment_indices(num_frames, spec.frames, rng) for _ in range(spec.num_clips)
+            ]
+        if spec.temporal == "test_segments":
+            return fixed_segment_indices(num_frames, spec.frames, spec.num_clips)
+        if spec.temporal == "test_clips":
+            return evenly_spaced_clip_indices(
+                num_frames, spec.frames, spec.stride, spec.num_clips, spec.pad
             )
         if spec.temporal == "shared":
-            return [random_clip_indices(num_frames, spec.frames, spec.stride, rng)] * spec.num_clips
-        return [
-            random_clip_indices(num_frames, spec.frames, spec.stride, rng)
-            for _ in range(spec.num_clips)
-        ]
+            return [self._random_clip(num_frames, rng)] * spec.num_clips
+        return [self._random_clip(num_frames, rng) for _ in range(spec.num_clips)]
+
+    def _random_clip(self, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+        spec = self.views
+        if spec.strides or spec.temporal_jitter:
+            strides = spec.strides or (spec.stride,)
+            return jittered_clip_indices(
+                num_frames, spec.frames, strides, spec.temporal_jitter, rng, spec.pad
+            )
+        return random_clip_indices(num_frames, spec.frames, spec.stride, rng, spec.pad)
+
+    # ------------------------------------------------------------------------------- augmenting
+    def _augment(self, frames: list[np.ndarray], key: int) -> list[torch.Tensor]:
+        """Crop (and flip, and colour) each clip with one draw per clip, or one per sample with
+        ``shared_augmentation``; uint8 [C, T, H, W] views, clip-major over test crops."""
+        spec = self.views
+        s_rng, c_rng = numpy_rng(key, STREAM_SPATIAL), numpy_rng(key, STREAM_COLOR)
+        views: list[torch.Tensor] = []
+        boxes: list[Box] | None = None
+        flip, photo = False, None
+        for frames_THWC in frames:
+            clip_CTHW = torch.from_numpy(np.ascontiguousarray(frames_THWC)).permute(3, 0, 1, 2)
+            if boxes is None or not spec.shared_augmentation:
+                boxes = self._boxes(clip_CTHW.shape[2], clip_CTHW.shape[3], s_rng)
+                flip = spec.flip and bool(s_rng.integers(2))
+                photo = self._photometric(c_rng)
+            for box in boxes:
+                view = crop_resize(clip_CTHW, box, spec.crop_size)
+                view = view.flip(-1) if flip else view
+                views.append(apply_photometric(view, photo) if photo is not None else view)
+        return views
+
+    def _boxes(self, height: int, width: int, rng: np.random.Generator) -> list[Box]:
+        spec = self.views
+        if spec.augmentation == "none":
+            return eval_crop_boxes(height, width, spec.crop_size, spec.test_crops, spec.short_side)
+        return [draw_box(spec.augmentation, height, width, spec.crop_size, rng, spec.crop_scale)]
+
+    def _photometric(self, rng: np.random.Generator) -> PhotometricDraw | None:
+        spec = self.views
+        if not spec.has_photometric:
+            return None
+        return draw_photometric(
+            rng,
+            spec.color_jitter,
+            spec.color_jitter_prob,
+            spec.grayscale_prob,
+            spec.blur_prob,
+            spec.blur_sigma,
+        )
 
 
 def collate(samples: Sequence[dict]) -> Batch:
+    """Stack the views; ``extra["decode_failures"]`` counts the videos that failed to decode for
+    this batch's samples (each replaced by another sample) and ``extra["decode_failed_paths"]``
+    names them, so the training process can log them whichever worker met them."""
     num_views = len(samples[0]["clips"])
+    paths = [p for s in samples for p in s.get("failed_paths", ())]
     return Batch(
         clips=[torch.stack([s["clips"][v] for s in samples]) for v in range(num_views)],
         label=_collate_labels([s["label"] for s in samples]),
         index=torch.tensor([s["index"] for s in samples], dtype=torch.long),
         keys=torch.tensor([s["key"] for s in samples], dtype=torch.long),
+        extra={
+            "decode_failures": sum(s.get("decode_failures", 0) for s in samples),
+            "decode_failed_paths": paths,
+        },
     )
 
 

@@ -1,0 +1,162 @@
+"""Clip-consistent photometric augmentation: colour jitter, random grayscale, Gaussian blur.
+
+One draw per clip (from the sample's key), applied identically to every frame, as SEVERE's
+``ColorJitter`` and MoCo v2's augmentations do for video (spec contrastive-and-severe.md §4.2,
+§6.3). The maths follows torchvision's ColorJitter on float images: brightness scales, contrast
+blends with the frame's mean gray level, saturation blends with the gray image, hue rotates in
+HSV; the four run in a random order, each clamped to the valid range.
+
+Where: in the loader worker, on the cropped clip (small: the crop size, not the decoded frame),
+in float32 on the 0-255 scale, rounded back to uint8. The batch then stays uint8 (a quarter of
+the bytes to pin and copy to the device) and the augmentation scales with the workers. Rounding
+to uint8 loses nothing the uint8 input had.
+
+Shape legend: C channels (RGB), T frames, H height, W width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as torchvision's rgb_to_grayscale
+
+
+@dataclass(frozen=True)
+class PhotometricDraw:
+    """The random parameters of one clip's photometric augmentation.
+
+    ``order`` is a permutation of (0 brightness, 1 contrast, 2 saturation, 3 hue); factors are
+    multipliers (1: unchanged), ``hue`` a shift in turns; ``blur_sigma`` None: no blur.
+    """
+
+    jitter: bool
+    order: tuple[int, ...]
+    brightness: float
+    contrast: float
+    saturation: float
+    hue: float
+    grayscale: bool
+    blur_sigma: float | None
+
+    @property
+    def is_identity(self) -> bool:
+        return not (self.jitter or self.grayscale or self.blur_sigma is not None)
+
+
+def _factor(rng: np.random.Generator, strength: float) -> float:
+    return float(rng.uniform(max(0.0, 1.0 - strength), 1.0 + strength))
+
+
+def draw_photometric(
+    rng: np.random.Generator,
+    color_jitter: tuple[float, float, float, float],
+    color_jitter_prob: float,
+    grayscale_prob: float,
+    blur_prob: float,
+    blur_sigma: tuple[float, float],
+) -> PhotometricDraw:
+    """Draw one clip's parameters. Every value is always drawn, so the generator advances the
+    same way whichever options are on."""
+    b, c, s, h = color_jitter
+    jitter = bool(rng.random() < color_jitter_prob) and any(x > 0 for x in color_jitter)
+    order = tuple(int(i) for i in rng.permutation(4))
+    factors = (_factor(rng, b), _factor(rng, c), _factor(rng, s), float(rng.uniform(-h, h)))
+    grayscale = bool(rng.random() < grayscale_prob)
+    blur = bool(rng.random() < blur_prob)
+    sigma = float(rng.uniform(*blur_sigma))
+    return PhotometricDraw(jitter, order, *factors, grayscale, sigma if blur else None)
+
+
+def apply_photometric(clip_CTHW: torch.Tensor, draw: PhotometricDraw) -> torch.Tensor:
+    """Apply ``draw`` to every frame of a uint8 clip [3, T, H, W]; returns uint8."""
+    assert clip_CTHW.dim() == 4 and clip_CTHW.shape[0] == 3, (
+        f"expected an RGB clip [3, T, H, W], got {tuple(clip_CTHW.shape)}"
+    )
+    if draw.is_identity:
+        return clip_CTHW
+    x = clip_CTHW.float()
+    if draw.jitter:
+        for op in draw.order:
+            x = _JITTER_OPS[op](x, draw)
+    if draw.grayscale:
+        x = gray(x).expand_as(x)
+    if draw.blur_sigma is not None:
+        x = gaussian_blur(x, draw.blur_sigma)
+    return x.round().clamp_(0, 255).to(torch.uint8)
+
+
+def gray(x_CTHW: torch.Tensor) -> torch.Tensor:
+    """Luma [1, T, H, W] of an RGB clip (any scale)."""
+    r, g, b = x_CTHW.unbind(0)
+    return (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).unsqueeze(0)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, factor: float) -> torch.Tensor:
+    return (factor * x + (1.0 - factor) * other).clamp_(0, 255)
+
+
+def _brightness(x: torch.Tensor, d: PhotometricDraw) -> torch.Tensor:
+    return (x * d.brightness).clamp_(0, 255)
+
+
+def _contrast(x: torch.Tensor, d: PhotometricDraw) -> torch.Tensor:
+    mean_1T11 = gray(x).mean(dim=(2, 3), keepdim=True)  # per frame, as per-image ColorJitter
+    return _blend(x, mean_1T11, d.contrast)
+
+
+def _saturation(x: torch.Tensor, d: PhotometricDraw) -> torch.Tensor:
+    return _blend(x, gray(x), d.saturation)
+
+
+def _hue(x: torch.Tensor, d: PhotometricDraw) -> torch.Tensor:
+    if d.hue == 0:
+        return x
+    h, s, v = rgb_to_hsv(x / 255.0).unbind(0)
+    return hsv_to_rgb(torch.stack(((h + d.hue) % 1.0, s, v))) * 255.0
+
+
+_JITTER_OPS = (_brightness, _contrast, _saturation, _hue)
+
+
+def rgb_to_hsv(rgb_CTHW: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] -> (hue in [0, 1), saturation, value) along dim 0."""
+    r, g, b = rgb_CTHW.unbind(0)
+    value, argmax = rgb_CTHW.max(dim=0)
+    chroma = value - rgb_CTHW.min(dim=0).values
+    safe = chroma.clamp(min=1e-12)
+    hue = torch.where(
+        argmax == 0,
+        ((g - b) / safe) % 6,
+        torch.where(argmax == 1, (b - r) / safe + 2, (r - g) / safe + 4),
+    )
+    hue = torch.where(chroma > 0, hue / 6, torch.zeros_like(hue))
+    saturation = torch.where(value > 0, chroma / value.clamp(min=1e-12), torch.zeros_like(value))
+    return torch.stack((hue, saturation, value))
+
+
+def hsv_to_rgb(hsv_CTHW: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_hsv` (hue taken modulo 1)."""
+    h, s, v = hsv_CTHW.unbind(0)
+    k = torch.stack([(n + h * 6) % 6 for n in (5.0, 3.0, 1.0)])  # R, G, B
+    return v - v * s * (torch.minimum(k, 4 - k).clamp(0, 1))
+
+
+def gaussian_blur(x_CTHW: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of every frame (radius ceil(3 sigma), reflected borders)."""
+    c, t, h, w = x_CTHW.shape
+    radius = min(math.ceil(3 * sigma), h - 1, w - 1)
+    if radius < 1:
+        return x_CTHW
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    frames = x_CTHW.reshape(c * t, 1, h, w)
+    frames = F.pad(frames, (radius, radius, radius, radius), mode="reflect")
+    frames = F.conv2d(frames, kernel.view(1, 1, 1, -1))
+    frames = F.conv2d(frames, kernel.view(1, 1, -1, 1))
+    return frames.reshape(c, t, h, w)
