@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from vssl_core.cli.commands import CliCommand
+    from vssl_core.convert import CheckpointFormat
     from vssl_core.engine.run import RunContext
     from vssl_core.registry import Registry
 
@@ -49,6 +50,20 @@ def vssl_cli_commands() -> list[CliCommand]:
     """Subcommands this plugin adds to the ``vssl`` command line (see
     :class:`vssl_core.cli.commands.CliCommand`); e.g. the ffcv plugin adds ``vssl data pack``.
     A name that clashes with a built-in or another plugin's command is an error."""
+
+
+@hookspec
+def vssl_checkpoint_formats() -> list[CheckpointFormat]:
+    """Checkpoint layouts this plugin can convert into vssl backbones (see
+    :class:`vssl_core.convert.CheckpointFormat`); e.g. the VideoMAE plugin adds ``videomae`` and
+    ``videomae_hf``.
+
+    Called whenever formats are looked up (``vssl convert``, ``load_backbone_checkpoint``, an
+    eval recipe's ``checkpoint=``). Results of all plugins are combined; a format name used by
+    two plugins (or the core's own ``vssl``) is an error. Each format maps every source key to a
+    backbone key or drops it with a stated reason; ``detect`` lets ``--from auto`` pick it and
+    must not claim another format's checkpoints. Return an empty list to contribute nothing.
+    """
 
 
 @hookspec

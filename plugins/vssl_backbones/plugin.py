@@ -1,6 +1,6 @@
 """Built-in backbones, registered through the `vssl` entry-point group like any plugin."""
 
-from vssl_backbones import cnn3d, resnet3d, vit
+from vssl_backbones import cnn3d, converters, resnet3d, vit
 from vssl_core import hookimpl
 
 
@@ -8,3 +8,8 @@ from vssl_core import hookimpl
 def vssl_register_components(registry, plugin):
     for module in (vit, resnet3d, cnn3d):
         registry.add_module(module, plugin)
+
+
+@hookimpl
+def vssl_checkpoint_formats():
+    return converters.FORMATS

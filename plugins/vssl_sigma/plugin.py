@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from vssl_core import hookimpl
-from vssl_sigma import objective
+from vssl_sigma import converters, objective
 
 
 @hookimpl
@@ -14,3 +14,8 @@ def vssl_register_components(registry, plugin):
 @hookimpl
 def vssl_recipe_search_paths():
     return [Path(__file__).parent / "recipes"]
+
+
+@hookimpl
+def vssl_checkpoint_formats():
+    return converters.FORMATS

@@ -1,5 +1,106 @@
-"""`vssl` subcommands of this module (being written)."""
+"""`vssl convert`: turn a checkpoint from another code base into a vssl backbone checkpoint.
+
+The output holds only the backbone (``model`` = ``backbone.*``, with the ``format: vssl``
+marker), so an eval recipe's ``checkpoint=`` and :func:`vssl_core.convert.load_backbone_checkpoint`
+read it like a checkpoint of our own. What was dropped, and why, is printed and stored with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
 
 from vssl_core.cli.commands import CliCommand
+from vssl_core.convert import (
+    ConversionError,
+    check_fits,
+    checkpoint_formats,
+    convert,
+    converted_checkpoint,
+)
+from vssl_core.engine.checkpoint import save_atomic
 
-COMMANDS: list[CliCommand] = []
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", nargs="?", metavar="IN", help="checkpoint to convert")
+    p.add_argument("output", nargs="?", metavar="OUT", help="vssl checkpoint to write")
+    p.add_argument(
+        "--from",
+        dest="fmt",
+        default="auto",
+        metavar="FORMAT",
+        help="format of IN (default: auto, detected from its keys); see --list",
+    )
+    p.add_argument(
+        "--backbone",
+        metavar="SPEC",
+        help="check that the weights fill this backbone exactly: a name (vit_base) or a YAML "
+        "mapping ('{name: vit_small, depth: 6}'); recorded in OUT",
+    )
+    p.add_argument("--list", action="store_true", help="list the known formats and exit")
+
+
+def _backbone_spec(text: str) -> dict:
+    spec = yaml.safe_load(text)
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ConversionError(
+            f"--backbone {text!r}: give a backbone name (vit_base) or a mapping with a name "
+            "('{name: vit_small, img_size: 112}')"
+        )
+    return spec
+
+
+def _list(host) -> int:
+    for name, fmt in checkpoint_formats(host).items():
+        targets = ", ".join(fmt.backbones) if fmt.backbones else "any backbone"
+        auto = "" if fmt.detect is not None or name == "vssl" else " (never auto-detected)"
+        print(f"{name:<13} {fmt.summary}")
+        print(f"{'':<13} backbones: {targets}{auto}")
+        for pattern, reason in fmt.drops:
+            print(f"{'':<13} drops {pattern}: {reason}")
+    return 0
+
+
+def run(args: argparse.Namespace, host) -> int:
+    if args.list:
+        return _list(host)
+    if not args.source or not args.output:
+        raise ConversionError(
+            "vssl convert needs IN and OUT: vssl convert [--from FORMAT] IN OUT "
+            "(or --list to see the formats)"
+        )
+    source, output = Path(args.source), Path(args.output)
+    if source.resolve() == output.resolve():
+        raise ConversionError(f"OUT must differ from IN ({source}); converting never overwrites")
+    spec = _backbone_spec(args.backbone) if args.backbone else None
+    conversion = convert(args.fmt, source, spec["name"] if spec else None, host)
+    detected = " (detected)" if args.fmt == "auto" else ""
+    print(f"read {source}: format {conversion.format}{detected}")
+    print(conversion.describe())
+    if spec is not None:
+        from vssl_core.build import build
+
+        backbone = build(host.registry, "backbone", spec)
+        check_fits(conversion.state, backbone, conversion)
+        print(f"fits backbone {spec['name']} exactly (every key filled, every shape equal)")
+    save_atomic(converted_checkpoint(conversion, spec), output)
+    print(f"wrote {output}")
+    return 0
+
+
+COMMANDS: list[CliCommand] = [
+    CliCommand(
+        name="convert",
+        help="Convert a checkpoint of another code base (VideoMAE, SIGMA, torchvision, ...) into "
+        "a vssl backbone checkpoint.",
+        description="Convert a checkpoint of another code base into a vssl backbone checkpoint. "
+        "Every key of IN is mapped onto the backbone or dropped for a stated reason (a decoder, "
+        "a classifier, a queue); anything else is an error, never a silent partial load.",
+        run=run,
+        configure=_configure,
+    )
+]
