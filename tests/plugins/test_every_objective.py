@@ -30,6 +30,7 @@ TINY_ARGS = {
     "moco": {"queue_size": 64},
     "tubelet": {"queue_size": 64},
     "sigma": {"num_prototypes": 16},
+    "supervised": {"num_classes": 4, "task": "classification"},
 }
 
 

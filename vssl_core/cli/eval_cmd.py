@@ -1,5 +1,80 @@
-"""`vssl` subcommands of this module (being written)."""
+"""`vssl eval RECIPE checkpoint=PATH [key=value ...]`: evaluate pretrained weights downstream.
+
+An evaluation recipe is a training recipe (the ``supervised`` objective, its data, schedule...)
+plus an ``eval`` section naming a protocol component (``eval.protocol: {name: finetune}``), the
+test set and the test-time views. ``checkpoint=PATH`` sets ``objective.backbone_checkpoint``:
+the pretrained backbone weights. The protocol (``build(...).run(config, host)``) trains if it
+needs to, tests, and writes ``metrics.json`` and ``predictions.jsonl`` into the run directory;
+it returns an object with ``run_dir``, ``status`` and ``metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
 
 from vssl_core.cli.commands import CliCommand
 
-COMMANDS: list[CliCommand] = []
+CHECKPOINT_KEY = "objective.backbone_checkpoint"
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "recipe", help="evaluation recipe (a path, or a name found in the plugins' recipe folders)"
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help=f"recipe overrides; checkpoint=PATH is short for {CHECKPOINT_KEY}=PATH",
+    )
+
+
+def expand_checkpoint(overrides: list[str]) -> list[str]:
+    """``checkpoint=PATH`` -> ``objective.backbone_checkpoint=PATH`` (``checkpoint.*`` keys of
+    the trainer's checkpoint section pass through unchanged)."""
+    return [
+        f"{CHECKPOINT_KEY}={o.split('=', 1)[1]}" if o.startswith("checkpoint=") else o
+        for o in overrides
+    ]
+
+
+def cmd_eval(args: argparse.Namespace, host) -> int:
+    from vssl_core.build import build
+    from vssl_core.config import load_config
+    from vssl_core.schema import RecipeError
+
+    config = load_config(args.recipe, expand_checkpoint(args.overrides), host)
+    spec = config.data["eval"]["protocol"]
+    if not spec:
+        raise RecipeError(
+            f"{config.path} has no eval.protocol, so it is not an evaluation recipe; set "
+            "eval.protocol: {name: finetune | linear | knn} (examples: recipes/eval/)"
+        )
+    result = build(host.registry, "protocol", spec).run(config, host)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    if result.status != "completed":
+        print(f"{result.status}; continue with resume=true. Run directory {result.run_dir}")
+        return 0
+    for name, value in result.metrics.items():
+        print(f"{name:<18} {value:.4f}")
+    print(f"metrics.json and predictions.jsonl in {result.run_dir}")
+    return 0
+
+
+COMMANDS: list[CliCommand] = [
+    CliCommand(
+        name="eval",
+        help="Evaluate a checkpoint downstream: fine-tune, linear probe or kNN, then test.",
+        run=cmd_eval,
+        configure=_configure,
+        description=(
+            "Evaluate pretrained weights with the recipe's protocol (eval.protocol): train a head "
+            "(and the backbone, for fine-tuning) if the protocol needs it, keep the best or last "
+            "model, test with several clips and crops per video, and write metrics.json and "
+            "predictions.jsonl. Example: vssl eval recipes/eval/synthetic_linear.yaml "
+            "checkpoint=runs/rotation/checkpoints/last.pt"
+        ),
+    )
+]

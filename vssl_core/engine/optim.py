@@ -49,26 +49,40 @@ def scale_lr(optim: OptimSection, schedule: ScheduleSection, global_batch: int) 
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: decayed weights, and no decay on norms, biases and what the model names
-    in ``no_weight_decay()`` (position embeddings, mask/cls tokens)."""
+    """Decayed weights, and no decay on norms, biases and what the model names in
+    ``no_weight_decay()`` (position embeddings, mask/cls tokens).
+
+    A model with an ``lr_scale(name) -> float`` method (layer-wise lr decay) gets one group per
+    (decay, scale), each with its ``lr_scale``; groups come in descending scale, so group 0
+    carries the full lr that the trainer logs.
+    """
     skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
-    decay, no_decay = [], []
+    scale_of = getattr(model, "lr_scale", None)
+    buckets: dict[tuple[float, bool], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim <= 1 or name.endswith(".bias") or name in skip:
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    groups = [
-        {"params": decay, "weight_decay": weight_decay, "name": "decay"},
-        {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
-    ]
-    return [g for g in groups if g["params"]]
+        decay = not (p.ndim <= 1 or name.endswith(".bias") or name in skip)
+        scale = float(scale_of(name)) if callable(scale_of) else 1.0
+        buckets.setdefault((scale, decay), []).append(p)
+    groups = []
+    for (scale, decay), params in sorted(buckets.items(), key=lambda kv: (-kv[0][0], not kv[0][1])):
+        name = "decay" if decay else "no_decay"
+        groups.append(
+            {
+                "params": params,
+                "weight_decay": weight_decay if decay else 0.0,
+                "name": name if scale == 1.0 else f"{name}_x{scale:.4g}",
+                "lr_scale": scale,
+            }
+        )
+    return groups
 
 
 def build_optimizer(model: nn.Module, optim: OptimSection, lr: float, device: torch.device):
     groups = param_groups(model, optim.weight_decay)
+    for g in groups:  # the scheduler scales each group's own initial lr
+        g["lr"] = lr * g["lr_scale"]
     if optim.name == "adamw":
         return torch.optim.AdamW(
             groups,
@@ -87,26 +101,79 @@ def build_optimizer(model: nn.Module, optim: OptimSection, lr: float, device: to
     raise ValueError(f"unknown optimizer {optim.name!r}")
 
 
+class MultiStepMultiplier(ParamScheduler):
+    """1.0, times ``gamma`` at each milestone passed; milestones are fractions of training
+    (torch's MultiStepLR, on the trainer's progress scale)."""
+
+    def __init__(self, milestones: list[float], gamma: float) -> None:
+        self.milestones, self.gamma = sorted(milestones), gamma
+
+    def __call__(self, where: float) -> float:
+        passed = sum(where + 1e-12 >= m for m in self.milestones)
+        return self.gamma**passed
+
+
+def _check_schedule(schedule: ScheduleSection) -> None:
+    """Keys that only one decay uses are errors with the others (nothing is silently ignored)."""
+    if schedule.decay != "multistep":
+        if schedule.milestones or schedule.gamma is not None:
+            raise ValueError(
+                f"schedule.milestones and schedule.gamma are used by decay: multistep only, but "
+                f"decay is {schedule.decay!r}; remove them or set schedule.decay: multistep"
+            )
+        return
+    ms = list(schedule.milestones)
+    if not ms:
+        raise ValueError(
+            "schedule.decay: multistep needs schedule.milestones, the epochs at which the lr is "
+            "multiplied by gamma (e.g. [6, 10, 14]); or use schedule.decay: constant"
+        )
+    if any(m <= 0 for m in ms) or any(b <= a for a, b in zip(ms, ms[1:])):
+        raise ValueError(f"schedule.milestones {ms}: need increasing epochs > 0, e.g. [6, 10, 14]")
+    if schedule.gamma is not None and not 0 < schedule.gamma <= 1:
+        raise ValueError(f"schedule.gamma must be in (0, 1], got {schedule.gamma}")
+    if schedule.min_lr:
+        raise ValueError(
+            f"schedule.min_lr ({schedule.min_lr}) is the end of a cosine or linear decay; "
+            "multistep ends at lr x gamma^len(milestones): remove min_lr"
+        )
+
+
 def lr_multiplier_schedule(
-    schedule: ScheduleSection, lr: ScaledLR, warmup_steps: int, total_steps: int
+    schedule: ScheduleSection,
+    lr: ScaledLR,
+    warmup_steps: int,
+    total_steps: int,
+    steps_per_epoch: int = 1,
 ) -> ParamScheduler:
-    """The lr as a fraction of the peak over training progress in [0, 1) (fvcore schedulers)."""
+    """The lr as a fraction of the peak over training progress in [0, 1) (fvcore schedulers).
+
+    Multistep milestones are epochs from the start of training (warmup included, as SlowFast
+    counts them), turned into steps with ``steps_per_epoch``; one past the end never fires.
+    """
+    _check_schedule(schedule)
     end = lr.min_lr / lr.peak if lr.peak > 0 else 0.0
-    decay: ParamScheduler = {
-        "cosine": CosineParamScheduler(1.0, end),
-        "linear": LinearParamScheduler(1.0, end),
-        "constant": ConstantParamScheduler(1.0),
-    }[schedule.decay]
+    if schedule.decay == "multistep":
+        at = [round(m * steps_per_epoch) / max(total_steps, 1) for m in schedule.milestones]
+        decay: ParamScheduler = MultiStepMultiplier(at, 0.1 if schedule.gamma is None else schedule.gamma)
+    else:
+        decay = {
+            "cosine": CosineParamScheduler(1.0, end),
+            "linear": LinearParamScheduler(1.0, end),
+            "constant": ConstantParamScheduler(1.0),
+        }[schedule.decay]
     warm = min(warmup_steps / total_steps, 1.0) if total_steps else 0.0
     if warm <= 0:
         return decay
     start = lr.warmup_start / lr.peak if lr.peak > 0 else 0.0
     if warm >= 1:
         return LinearParamScheduler(start, 1.0)
+    # milestones are absolute ("fixed"); the other decays span what is left after warmup
+    after = "fixed" if schedule.decay == "multistep" else "rescaled"
     return CompositeParamScheduler(
         [LinearParamScheduler(start, 1.0), decay],
         lengths=[warm, 1 - warm],
-        interval_scaling=["rescaled", "rescaled"],
+        interval_scaling=["rescaled", after],
     )
 
 

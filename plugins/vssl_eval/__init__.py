@@ -1,0 +1,1 @@
+"""vssl plugin: downstream evaluation (fine-tuning, linear probing, kNN) with multi-view testing."""

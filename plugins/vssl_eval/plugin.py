@@ -1,0 +1,22 @@
+"""Downstream evaluation as a vssl plugin: heads, the ``supervised`` objective, the protocols
+(finetune, linear, knn) and their recipe fragments (``eval/*.yaml``)."""
+
+from pathlib import Path
+
+from vssl_core import hookimpl
+from vssl_eval import heads, knn, protocols
+from vssl_eval.supervised import make_supervised
+
+
+@hookimpl
+def vssl_register_components(registry, plugin):
+    registry.add_module(heads, plugin)
+    registry.add_module(protocols, plugin)
+    registry.add_module(knn, plugin)
+    # bound to this registry so that its head is built from the registry by name
+    registry.add(make_supervised(registry), plugin, kind="objective", name="supervised")
+
+
+@hookimpl
+def vssl_recipe_search_paths():
+    return [Path(__file__).parent / "recipes"]
