@@ -12,6 +12,9 @@ One step: the query encoder (``backbone`` + ``projector``) embeds view 0; the ke
 shuffle-BN; InfoNCE contrasts each query with its key against a queue of past keys.
 
 Decisions (where the official code leaves freedom):
+- Augmentation: random resized crop with area (0.2, 1) and MoCo v2's photometric set
+  (``photometric: mocov2``), drawn once per clip and applied to all its frames; VideoMoCo's
+  kornia ops may draw per frame instead (spec §4.2b).
 - Momentum update in ``after_step`` (after the optimizer step), not at the start of ``forward``.
   The key weights every forward sees are the same as MoCo's: MoCo's update at forward t uses θ
   after t optimizer steps, and so does ours, done right after step t (its first update is a
@@ -42,6 +45,25 @@ from vssl_core.registry import component
 from vssl_moco.loss import moco_loss
 
 __all__ = ["MoCo"]
+
+
+# VideoMoCo's GPU augmentations (spec §4.2b), one draw per clip: "mocov2" (``--aug_plus``):
+# colour jitter (0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale p 0.2, Gaussian blur p 0.5;
+# "mocov1": grayscale p 0.2 and colour jitter (0.4, 0.4, 0.4, 0.4) always.
+PHOTOMETRIC = {
+    "mocov2": {
+        "color_jitter": (0.4, 0.4, 0.4, 0.1),
+        "color_jitter_prob": 0.8,
+        "grayscale_prob": 0.2,
+        "blur_prob": 0.5,
+    },
+    "mocov1": {
+        "color_jitter": (0.4, 0.4, 0.4, 0.4),
+        "color_jitter_prob": 1.0,
+        "grayscale_prob": 0.2,
+    },
+    "none": {},
+}
 
 
 def projector(features: int, dim: int, mlp: bool) -> nn.Module:
@@ -76,6 +98,8 @@ class MoCo(MomentumContrast):
             "random_resized_crop", "multiscale_crop", "none"
         ] = "random_resized_crop",
         flip: bool = True,
+        crop_scale: list[float] = [0.2, 1.0],  # noqa: B006 (a recipe value; never mutated)
+        photometric: Literal["mocov2", "mocov1", "none"] = "mocov2",
         shuffle_bn: bool = True,
         bn_groups: int | None = None,
     ) -> None:
@@ -94,6 +118,8 @@ class MoCo(MomentumContrast):
             flip=flip,
             shared_augmentation=False,
             temporal="independent" if positive == "two_clips" else "shared",
+            crop_scale=tuple(crop_scale),
+            **PHOTOMETRIC[photometric],
         )
         self.temperature = temperature
         self.backbone = backbone

@@ -23,6 +23,7 @@ class CliCommand:
     run: Callable[[argparse.Namespace, Any], int]
     configure: Callable[[argparse.ArgumentParser], None] = field(default=_no_arguments)
     description: str = ""
+    takes_overrides: bool = False  # its --help then explains key.path=value overrides
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.name.split()) <= 2:
@@ -35,7 +36,8 @@ GROUP_HELP = {"data": "Datasets on disk: write synthetic data, check videos, pac
 def add_commands(
     sub: argparse._SubParsersAction, commands: list[CliCommand], epilog: str
 ) -> dict[str, argparse._SubParsersAction]:
-    """Add ``commands`` to ``sub``; two-word names go under a group parser made on first use."""
+    """Add ``commands`` to ``sub``; two-word names go under a group parser made on first use.
+    ``epilog`` (how overrides work) goes to the commands that take overrides."""
     groups: dict[str, argparse._SubParsersAction] = {}
     for cmd in commands:
         words = cmd.name.split()
@@ -49,7 +51,10 @@ def add_commands(
                 )
             target = groups[words[0]]
         p = target.add_parser(
-            words[-1], help=cmd.help, description=cmd.description or cmd.help, epilog=epilog
+            words[-1],
+            help=cmd.help,
+            description=cmd.description or cmd.help,
+            epilog=epilog if cmd.takes_overrides else None,
         )
         cmd.configure(p)
         p.set_defaults(handler=cmd.run)

@@ -124,5 +124,6 @@ COMMANDS: list[CliCommand] = [
         "Exit code 0 when every video is fine, 1 when some are not.",
         run=run,
         configure=_configure,
+        takes_overrides=True,
     )
 ]

@@ -72,6 +72,13 @@ def _parser(extra: Sequence[CliCommand] = ()) -> argparse.ArgumentParser:
         action="store_true",
         help="mark each key with the file (or the command line) that set it",
     )
+    c.add_argument(
+        "--gpus",
+        type=int,
+        metavar="N",
+        help="also show, as header comments, the batch layout and the scaled learning rate "
+        "that training on N GPUs (the world size, all nodes together) would use",
+    )
     recipe_cmd("validate", "Check the recipe (all problems at once) without building anything.")
     recipe_cmd("info", "Parameters and FLOPs per clip of the recipe's model at its input size.")
     c = sub.add_parser(
@@ -160,7 +167,19 @@ def cmd_config(args, host) -> int:
         if args.provenance
         else dump_yaml(config.data)
     )
-    print(f"# {config.path}\n{text}", end="")
+    header = f"# {config.path}\n"
+    if args.gpus is not None:  # as the trainer computes them, for a world size of args.gpus
+        from vssl_core.data.sampler import BatchLayout
+        from vssl_core.engine.optim import scale_lr
+
+        if args.gpus < 1:
+            raise ValueError(f"--gpus {args.gpus}: give the number of GPUs, 1 or more")
+        batch, optim = config.batch, config.optim
+        layout = BatchLayout.from_recipe(batch.global_size, batch.per_rank, args.gpus)
+        lr = scale_lr(optim, config.schedule, layout.global_size)
+        header += f"# on {args.gpus} GPU(s): {layout.describe()}\n"
+        header += f"# {lr.describe(optim.lr, layout.global_size, optim.lr_base_batch)}\n"
+    print(f"{header}{text}", end="")
     return 0
 
 
@@ -241,6 +260,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from vssl_core.data.failures import DataLoadingError
     from vssl_core.engine.checkpoint import CheckpointError
     from vssl_core.engine.trainer import TrainingError
     from vssl_core.schema import RecipeError
@@ -254,7 +274,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser(_extra_commands(host)).parse_args(argv)
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args, host)
-    except (RecipeError, RegistryError, TrainingError, CheckpointError, ValueError) as exc:
+    except (
+        RecipeError,
+        RegistryError,
+        TrainingError,
+        CheckpointError,
+        DataLoadingError,
+        ValueError,
+        OSError,  # a missing or unreadable file named in a recipe
+    ) as exc:
         if os.environ.get("VSSL_DEBUG"):
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -25,11 +25,20 @@ class BatchLayout:
     def from_recipe(cls, global_size: int, per_rank: int | None, world_size: int) -> BatchLayout:
         per_rank = per_rank or global_size // world_size
         if per_rank < 1 or global_size % (per_rank * world_size):
+            if global_size % world_size:
+                fix = (
+                    f"{global_size} clips cannot be split evenly over {world_size} ranks; use a "
+                    f"global size that is a multiple of {world_size} (e.g. "
+                    f"{max(world_size, global_size - global_size % world_size)})"
+                )
+            else:
+                fix = (
+                    f"set batch.per_rank to a divisor of {global_size // world_size} "
+                    "(accumulation makes up the rest)"
+                )
             raise ValueError(
-                f"batch.global_size={global_size} must be a multiple of batch.per_rank={per_rank} "
-                f"x world size {world_size}; set batch.per_rank to a divisor of "
-                f"{global_size // world_size if global_size >= world_size else global_size} "
-                "(accumulation makes up the rest)"
+                f"batch.global_size={global_size} must be a multiple of batch.per_rank="
+                f"{per_rank} x world size {world_size}; {fix}"
             )
         return cls(global_size, per_rank, world_size, global_size // (per_rank * world_size))
 
