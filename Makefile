@@ -2,6 +2,8 @@
 #   make train   # venv + install + `vssl train recipes/sigma.yaml` on the embedded data
 #   make test    # venv + install + the whole test suite (what CI runs)
 #
+# EXTRAS picks the optional parts: CI uses `make test EXTRAS=dev,ffcv,decord` (ffcv needs
+# `apt-get install pkg-config libopencv-dev libturbojpeg0-dev` first; see .ci/run).
 # TORCH pins the CPU build of torch on machines without a GPU; on a GPU machine run
 # `make setup TORCH=torch` (or install the torch build you want first).
 
@@ -9,15 +11,17 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 RECIPE ?= recipes/sigma.yaml
+EXTRAS ?= dev
+VSSL_REQUIRE ?=
 BIN := $(VENV)/bin
 
 .PHONY: setup train test lint docs clean
 
 $(BIN)/vssl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet "$(TORCH)" numpy
+	$(BIN)/pip install --quiet --no-build-isolation -e ".[$(EXTRAS)]"
 	touch $@
 
 setup: $(BIN)/vssl
@@ -26,7 +30,7 @@ train: setup
 	$(BIN)/vssl train $(RECIPE)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	VSSL_REQUIRE=$(VSSL_REQUIRE) $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

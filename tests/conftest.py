@@ -13,6 +13,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # tests/kit is importable as `kit`
 
 
+def pytest_sessionstart(session):
+    """CI sets VSSL_REQUIRE=ffcv,decord: then a missing optional library is an error, not a
+    silent skip of the tests that need it."""
+    import importlib
+
+    for module in filter(None, os.environ.get("VSSL_REQUIRE", "").split(",")):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise pytest.UsageError(
+                f"VSSL_REQUIRE lists {module!r}, which cannot be imported ({exc}); install the "
+                "extra that provides it (see .ci/run)"
+            ) from exc
+
+
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch):
     """Reproducible CPU math: equality tests must not depend on the thread count."""
