@@ -240,3 +240,31 @@ def test_sigterm_to_the_whole_process_group_with_loader_workers(tiny_recipe, tmp
     assert "preempted at step" in out
     step = load_checkpoint(tmp_path / "runs" / "tiny" / "checkpoints" / "last.pt")["step"]
     assert step >= 3
+
+
+def test_undecodable_videos_are_replaced_counted_and_logged(tiny_recipe):
+    result = run(
+        tiny_recipe,
+        "data.dataset={name: broken_every, every: 4}",
+        "data.max_failed_fraction=0.5",
+        "train.max_steps=4",
+        "log.every_steps=2",
+        extra=[("faults", faults)],
+    )
+    rows = read_metrics(result.run_dir)
+    assert result.status == "completed"
+    # every 4th of 32 videos is unreadable: 8 of the 32 first loads, plus unlucky replacements
+    assert sum(r.get("decode_failures", 0) for r in rows) >= 8
+
+
+def test_too_many_undecodable_videos_stop_the_run_with_the_fix(tiny_recipe):
+    from vssl_core.data.failures import DataLoadingError
+
+    with pytest.raises(DataLoadingError, match="vssl data check"):
+        run(
+            tiny_recipe,
+            "data.dataset={name: broken_every, every: 2}",
+            "data.max_failed_fraction=0.0",
+            "train.max_steps=2",
+            extra=[("faults", faults)],
+        )

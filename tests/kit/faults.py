@@ -8,7 +8,13 @@ import signal
 import torch
 
 from vssl_core import component, hookimpl
-from vssl_core.interfaces import Objective, ObjectiveOutput, ViewSpec
+from vssl_core.interfaces import (
+    Objective,
+    ObjectiveOutput,
+    VideoDecodeError,
+    VideoSample,
+    ViewSpec,
+)
 
 
 class SigtermAt:
@@ -41,6 +47,36 @@ class nan_after(Objective):
         if self.calls == self.nan_at_call:
             loss = loss * float("nan")
         return ObjectiveOutput(loss)
+
+
+class _Unreadable:
+    num_frames, fps = 8, 25.0
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def read(self, indices):
+        raise VideoDecodeError(f"cannot decode video {self.path}: moov atom not found")
+
+
+@component("dataset")
+class broken_every:
+    """moving_shapes whose every ``every``-th video cannot be decoded."""
+
+    def __init__(self, every: int = 4, num_samples: int = 32):
+        from vssl_datasets.moving_shapes import MovingShapes
+
+        self.inner = MovingShapes(num_samples=num_samples, num_classes=4, num_frames=8, size=32)
+        self.num_classes, self.every = 4, every
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int) -> VideoSample:
+        sample = self.inner[index]
+        if index % self.every == 0:
+            sample.video = _Unreadable(f"videos/{index:03d}.mp4")
+        return sample
 
 
 @hookimpl

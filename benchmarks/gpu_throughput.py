@@ -1,0 +1,747 @@
+"""Training throughput on one GPU: VideoMAE, SIGMA, MoCo and tubelet-contrast at paper sizes, with
+the data already on the device, and the speed knobs the trainer could turn.
+
+Goal on an H100: VideoMAE ViT-B pretraining (16x224x224, tube mask 0.9) at >= 2x the clips/s of
+Hugging Face ``transformers``' VideoMAEForPreTraining at the same sizes, mask and precision, and at
+>= 45% model FLOPs utilization (MFU).
+
+Each row times optimizer steps (forward, backward, optimizer step, the objective's after_step)
+of one workload with one set of knobs, after warmup steps, on a fixed synthetic uint8 batch that
+lives on the device and is normalized in the step, as the trainer does (so the data path is out
+of the measurement). The batch is as large as fits: a short probe measures memory per clip, the
+largest batch that should fit 90% of the device memory is tried, and the batch shrinks on
+out-of-memory (capped by --max-batch; queue-based methods use powers of two so the queue length
+stays a multiple of the batch). Knob rows of a workload start from its default row's batch.
+
+Knobs: bf16 autocast (else fp32, matmuls in full fp32: TF32 stays off as PyTorch defaults),
+SDPA attention (the dispatcher picks flash / memory-efficient kernels) vs the math backend,
+fused optimizer kernels vs the foreach path, torch.compile of the objective, channels-last 3D
+memory format (weights and clips) for the CNNs. The "default" knobs are the trainer's on a GPU.
+
+FLOPs and MFU, precisely: fvcore counts the objective's forward at batch 2 (everything the step
+computes: patch embedding of all tokens, the encoder on the visible tokens, the decoder on all
+tokens, heads, and no-grad branches such as targets, MoCo's key encoder or SIGMA's teacher), one
+multiply-add = 1 "flop" in fvcore's unit. An SDPA handle is added (fvcore has none).
+Model FLOPs per clip = 2 x fvcore count (a multiply-add is 2 FLOPs, the hardware's unit) x 3
+(backward = 2 x forward). MFU = clips/s x model FLOPs per clip / dense bf16 peak of the device
+(H100 SXM 989.4e12, H100 PCIe 756e12, H200 989.4e12, A100 312e12; --peak-tflops otherwise). For
+methods with no-grad branches the x3 over-counts (those branches have no backward); each row
+also reports the FLOPs torch's FlopCounterMode measures over one real forward+backward.
+
+    python benchmarks/gpu_throughput.py                      # every row, ~5-8 min on an H100
+    python benchmarks/gpu_throughput.py --rows videomae      # rows whose workload matches
+    python benchmarks/gpu_throughput.py --tiny               # CPU smoke run (tests use it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import gc
+import inspect
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import LossOf, describe_device, fvcore_forward_macs, synthetic_batch  # noqa: E402
+
+from vssl_core.build import build_objective  # noqa: E402
+from vssl_core.data.clips import normalize_on_device  # noqa: E402
+from vssl_core.engine.optim import build_optimizer  # noqa: E402
+from vssl_core.nn import tube_mask  # noqa: E402
+from vssl_core.plugins import load_plugins  # noqa: E402
+from vssl_core.schema import OptimSection, TrainSection  # noqa: E402
+
+GOAL_VS_HF = 2.0
+GOAL_MFU = 0.45
+MEMORY_FRACTION = 0.9  # of the device's memory the batch search aims to fill
+
+# dense bf16 tensor-core peaks (spec performance-and-data-path.md §4); first match wins
+PEAKS: tuple[tuple[tuple[str, ...], float], ...] = (
+    (("H100", "PCIe"), 756e12),
+    (("H100",), 989.4e12),
+    (("H200",), 989.4e12),  # same compute as H100 SXM (spec: unverified)
+    (("A100",), 312e12),
+)
+
+MAE_OPTIM = dict(name="adamw", lr=1.5e-4, weight_decay=0.05, betas=(0.9, 0.95))  # videomae/sigma
+MOCO_OPTIM = dict(name="sgd", lr=0.01, lr_base_batch=32, weight_decay=1e-4)  # moco/tubelet
+
+
+# ------------------------------------------------------------------------------- workloads
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One model + objective at paper size (``recipe``) and at CPU-smoke size (``tiny``)."""
+
+    name: str
+    impl: str  # "vssl" or "hf" (transformers' VideoMAEForPreTraining)
+    recipe: dict  # {"backbone": {...}, "objective": {...}} (hf: the same keys, read by hf_config)
+    tiny: dict
+    optim: dict
+    grad_clip: float | None = None
+    pow2_batch: bool = False  # a key queue needs batch sizes dividing its length
+    max_batch: int = 512
+
+
+VIT_B = {"name": "vit_base", "img_size": 224, "num_frames": 16, "patch_size": 16}
+VIT_TINY = {"name": "vit_tiny", "img_size": 32, "num_frames": 4, "patch_size": 16, "depth": 2}
+R21D = {"name": "r2plus1d_18", "img_size": 112, "num_frames": 16}
+R21D_TINY = {"name": "r2plus1d_18", "img_size": 16, "num_frames": 4}
+MAE = {"name": "videomae", "mask_ratio": 0.9, "decoder_depth": 4}
+SIGMA = {"name": "sigma", "mask_ratio": 0.9, "decoder_depth": 4, "num_prototypes": 3000}
+SIGMA_TINY = {**SIGMA, "decoder_depth": 1, "num_prototypes": 16}
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload(
+            "videomae_vit_b",
+            "vssl",
+            {"backbone": VIT_B, "objective": MAE},
+            {"backbone": VIT_TINY, "objective": {**MAE, "decoder_depth": 1}},
+            MAE_OPTIM,
+        ),
+        Workload(
+            "hf_videomae_vit_b",
+            "hf",
+            {"backbone": VIT_B, "objective": MAE},
+            {"backbone": VIT_TINY, "objective": {**MAE, "decoder_depth": 1}},
+            MAE_OPTIM,
+        ),
+        Workload(
+            "sigma_mlp_vit_b",
+            "vssl",
+            {"backbone": VIT_B, "objective": SIGMA},
+            {
+                "backbone": VIT_TINY,
+                "objective": {**SIGMA_TINY, "projection_hidden": [32], "projection_dim": 16},
+            },
+            MAE_OPTIM,
+        ),
+        Workload(
+            "sigma_dino_vit_b",  # the published SIGMA target; a random teacher costs the same
+            "vssl",
+            {
+                "backbone": VIT_B,
+                "objective": {**SIGMA, "target": "dino", "teacher_random_init": True},
+            },
+            {
+                "backbone": VIT_TINY,
+                "objective": {
+                    **SIGMA_TINY,
+                    "target": "dino",
+                    "teacher": "dino_s",
+                    "teacher_random_init": True,
+                },
+            },  # fmt: skip
+            MAE_OPTIM,
+        ),
+        Workload(
+            "moco_r2plus1d_18",
+            "vssl",
+            {"backbone": R21D, "objective": {"name": "moco"}},
+            {"backbone": R21D_TINY, "objective": {"name": "moco", "queue_size": 64}},
+            MOCO_OPTIM,
+            grad_clip=40.0,
+            pow2_batch=True,
+        ),
+        Workload(
+            "tubelet_r2plus1d_18",
+            "vssl",
+            {"backbone": R21D, "objective": {"name": "tubelet"}},
+            {"backbone": R21D_TINY, "objective": {"name": "tubelet", "queue_size": 64}},
+            MOCO_OPTIM,
+            grad_clip=40.0,
+            pow2_batch=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Speed settings; the defaults (None) are what the trainer does on the device today."""
+
+    bf16: bool | None = None  # None: the trainer's precision "auto" (bf16 on GPU, fp32 on CPU)
+    attention: str = "sdpa"  # "sdpa": PyTorch's dispatcher (flash on H100); "math": reference
+    fused: bool | None = None  # None: as vssl's build_optimizer decides (fused AdamW on GPU)
+    compile: bool = False
+    channels_last: bool = False
+
+    def label(self) -> str:
+        parts = {None: [], True: ["bf16"], False: ["fp32"]}[self.bf16]
+        parts += ["math attention"] if self.attention == "math" else []
+        parts += [] if self.fused is None else ["fused optim" if self.fused else "foreach optim"]
+        parts += ["compile"] if self.compile else []
+        parts += ["channels-last"] if self.channels_last else []
+        return ", ".join(parts) or "default"
+
+
+DEFAULT = Knobs()
+ROWS: tuple[tuple[str, Knobs], ...] = (
+    ("videomae_vit_b", DEFAULT),
+    ("videomae_vit_b", Knobs(bf16=False)),
+    ("videomae_vit_b", Knobs(bf16=True)),
+    ("videomae_vit_b", Knobs(attention="math")),
+    ("videomae_vit_b", Knobs(fused=False)),
+    ("videomae_vit_b", Knobs(compile=True)),
+    ("hf_videomae_vit_b", DEFAULT),
+    ("sigma_mlp_vit_b", DEFAULT),
+    ("sigma_dino_vit_b", DEFAULT),
+    ("moco_r2plus1d_18", DEFAULT),
+    ("moco_r2plus1d_18", Knobs(channels_last=True)),
+    ("moco_r2plus1d_18", Knobs(fused=True)),
+    ("moco_r2plus1d_18", Knobs(compile=True, channels_last=True)),
+    ("tubelet_r2plus1d_18", DEFAULT),
+    ("tubelet_r2plus1d_18", Knobs(channels_last=True)),
+)
+
+
+# ------------------------------------------------------------------------------- one training run
+
+
+def resolve(knobs: Knobs, workload: Workload, device: torch.device) -> Knobs:
+    """The knobs with the trainer's choices filled in for this device."""
+    bf16 = device.type == "cuda" if knobs.bf16 is None else knobs.bf16
+    fused = knobs.fused
+    if fused is None:
+        probe = build_optimizer(nn.Linear(1, 1), OptimSection(**workload.optim), 1.0, device)
+        fused = bool(probe.defaults.get("fused"))
+    return dataclasses.replace(knobs, bf16=bf16, fused=fused)
+
+
+def attention_backend(knobs: Knobs):
+    if knobs.attention == "math":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
+
+
+def make_optimizer(model: nn.Module, workload: Workload, knobs: Knobs, device: torch.device):
+    """The trainer's optimizer (vssl's build_optimizer), with the fused/foreach choice forced
+    when the knob says so."""
+    optimizer = build_optimizer(model, OptimSection(**workload.optim), workload.optim["lr"], device)
+    if knobs.fused is None or optimizer.defaults.get("fused") == knobs.fused:
+        return optimizer
+    accepted = inspect.signature(type(optimizer)).parameters  # defaults hold a few extra keys
+    settings = {k: v for k, v in optimizer.defaults.items() if k in accepted}
+    settings.update(fused=knobs.fused, foreach=not knobs.fused)
+    # each group carries a copy of every default: rebuild them with the decay settings only
+    groups = [
+        {k: v for k, v in g.items() if k in ("params", "weight_decay", "name")}
+        for g in optimizer.param_groups
+    ]
+    return type(optimizer)(groups, **settings)
+
+
+class TrainRun:
+    """A model, its optimizer and an on-device batch; ``step()`` is one optimizer step."""
+
+    def __init__(self, workload, knobs, device, batch_size, host, tiny: bool) -> None:
+        self.workload, self.device = workload, device
+        self.knobs = knobs = resolve(knobs, workload, device)
+        recipe = workload.tiny if tiny else workload.recipe
+        torch.manual_seed(0)
+        if workload.impl == "hf":
+            self.model, self.forward_fn, self.make_batch = build_hf(recipe, device, batch_size)
+        else:
+            self.model, self.forward_fn, self.make_batch = build_vssl(
+                recipe, device, batch_size, host, knobs.channels_last
+            )
+        self.optimizer = make_optimizer(self.model, workload, knobs, device)
+        self.steps = 0
+        if knobs.compile:
+            torch._dynamo.reset()  # every run compiles the same closure code: no recompile limit
+            self.forward_fn = torch.compile(self.forward_fn)
+
+    def step(self) -> None:
+        batch = self.make_batch()
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.knobs.bf16):
+            with attention_backend(self.knobs):
+                loss = self.forward_fn(batch)
+        loss.backward()
+        if self.workload.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.workload.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.steps += 1
+        if hasattr(self.model, "after_step"):
+            self.model.after_step(self.steps)
+
+
+Built = tuple[nn.Module, Callable[[Any], torch.Tensor], Callable[[], Any]]
+
+
+def build_vssl(recipe: dict, device, batch_size: int, host, channels_last: bool) -> Built:
+    """A vssl objective, its loss function and a maker of the normalized on-device batch."""
+    model = build_objective(host.registry, recipe).to(device)
+    fmt = torch.contiguous_format
+    if channels_last:
+        fmt = torch.channels_last_3d
+        model.to(memory_format=fmt)
+    views = model.views()
+    batch = synthetic_batch(views, batch_size, device, memory_format=fmt)
+
+    def make_batch():  # normalize_on_device replaces .clips: hand it a shallow copy
+        return normalize_on_device(dataclasses.replace(batch), views)
+
+    def loss_of(b):
+        return model(b).loss
+
+    return model, loss_of, make_batch
+
+
+# ------------------------------------------------------------------------------- transformers
+
+
+def hf_config(recipe: dict):
+    """transformers' VideoMAEConfig with the sizes of the vssl recipe (ViT widths by name)."""
+    from transformers import VideoMAEConfig
+
+    widths = {"vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6), "vit_base": (768, 12, 12)}
+    bb, obj = recipe["backbone"], recipe["objective"]
+    width, depth, heads = widths[bb["name"]]
+    depth = bb.get("depth", depth)
+    dec_width = width // 2
+    return VideoMAEConfig(
+        image_size=bb["img_size"],
+        num_frames=bb["num_frames"],
+        patch_size=bb["patch_size"],
+        tubelet_size=bb.get("tubelet_size", 2),
+        hidden_size=width,
+        num_hidden_layers=depth,
+        num_attention_heads=heads,
+        intermediate_size=4 * width,
+        decoder_hidden_size=dec_width,
+        decoder_num_hidden_layers=obj["decoder_depth"],
+        decoder_num_attention_heads=max(dec_width // 64, 3),
+        decoder_intermediate_size=4 * dec_width,
+        norm_pix_loss=True,
+        layer_norm_eps=1e-6,
+    )
+
+
+def build_hf(recipe: dict, device: torch.device, batch_size: int) -> Built:
+    """VideoMAEForPreTraining with the same sizes and the same tube mask (vssl's, keyed by
+    sample), fed [B, T, C, H, W] clips (its layout), normalized in the step like vssl's."""
+    from transformers import VideoMAEForPreTraining
+
+    config = hf_config(recipe)
+    model = VideoMAEForPreTraining(config).to(device)
+    T, S, p = config.num_frames, config.image_size, config.patch_size
+    grid = (T // config.tubelet_size, S // p, S // p)
+    gen = torch.Generator().manual_seed(0)
+    clips_BTCHW = torch.randint(0, 256, (batch_size, T, 3, S, S), dtype=torch.uint8, generator=gen)
+    clips_BTCHW = clips_BTCHW.to(device)
+    mean = torch.tensor((0.485, 0.456, 0.406), device=device).view(1, 1, 3, 1, 1) * 255
+    std = torch.tensor((0.229, 0.224, 0.225), device=device).view(1, 1, 3, 1, 1) * 255
+    keys_B = torch.arange(batch_size, device=device)
+    ratio = recipe["objective"]["mask_ratio"]
+
+    def make_batch():
+        return (clips_BTCHW.float() - mean) / std, tube_mask(keys_B, grid, ratio)
+
+    def forward(batch):
+        pixels, mask_BN = batch
+        return model(pixels, bool_masked_pos=mask_BN).loss
+
+    return model, forward, make_batch
+
+
+class HFLoss(nn.Module):
+    """(pixels [B, T, C, H, W], mask [B, N]) -> loss, for fvcore's tracer."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor, mask_BN: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels, bool_masked_pos=mask_BN).loss
+
+
+# ------------------------------------------------------------------------------- measurements
+
+
+class OutOfMemory(Exception):
+    pass
+
+
+def measure(workload, knobs, batch_size, device, host, args) -> dict:
+    """Warmup then timed steps; peak memory includes weights, gradients and optimizer state."""
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        run = TrainRun(workload, knobs, device, batch_size, host, args.tiny)
+        for _ in range(args.warmup):
+            run.step()
+        if cuda:
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            run.step()
+        if cuda:
+            torch.cuda.synchronize(device)
+        seconds = (time.perf_counter() - start) / args.steps
+    except torch.OutOfMemoryError as err:
+        raise OutOfMemory(str(err).splitlines()[0]) from None
+    row: dict[str, Any] = {"batch": batch_size, "step_ms": seconds * 1e3}
+    row["clips_per_s"] = batch_size / seconds
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(device)
+        static = torch.cuda.memory_allocated(device)  # weights, optimizer state, the batch
+        row["peak_mem_gib"] = peak / 2**30
+        row["act_mem_per_clip_mib"] = (peak - static) / batch_size / 2**20
+    if workload.impl == "hf":
+        row["attn_implementation"] = getattr(run.model.config, "_attn_implementation", None)
+    return row
+
+
+def free_device_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def smaller(batch: int, pow2: bool) -> int:
+    """The next batch to try after an out-of-memory: half (pow2), else ~3/4 in multiples of 8."""
+    if pow2:
+        return batch // 2
+    nxt = round_down(int(batch * 0.75), pow2=False)
+    return nxt if nxt < batch else batch - 1
+
+
+def round_down(batch: int, pow2: bool) -> int:
+    if batch < 1:
+        return 1
+    if pow2:
+        return 1 << (batch.bit_length() - 1)
+    return batch // 8 * 8 if batch >= 16 else batch
+
+
+def first_guess(workload, knobs, device, host, args) -> int:
+    """The largest batch expected to fit: a 2-step probe at a small batch gives memory per
+    clip above the static memory (weights, optimizer state)."""
+    probe = 8
+    quick = argparse.Namespace(**{**vars(args), "warmup": 1, "steps": 1})
+    try:
+        row = measure(workload, knobs, probe, device, host, quick)
+    except OutOfMemory:
+        return probe // 2  # the search goes down from there
+    free_device_memory(device)
+    total = torch.cuda.get_device_properties(device).total_memory
+    per_clip = row["act_mem_per_clip_mib"] * 2**20
+    static = row["peak_mem_gib"] * 2**30 - per_clip * probe
+    guess = int((MEMORY_FRACTION * total - static) / max(per_clip, 1.0))
+    return round_down(
+        min(max(guess, probe), args.max_batch or workload.max_batch), workload.pow2_batch
+    )
+
+
+def fit_batch(workload, knobs, device, host, args, start: int) -> dict:
+    """Measure at ``start``, shrinking on out-of-memory."""
+    batch, misses = start, []
+    while batch >= 1:
+        try:
+            row = measure(workload, knobs, batch, device, host, args)
+            row["oom_batches"] = misses
+            return row
+        except OutOfMemory:
+            misses.append(batch)
+        free_device_memory(device)
+        batch = smaller(batch, workload.pow2_batch)
+    raise OutOfMemory(f"out of memory even at batch 1 (tried {misses})")
+
+
+def count_flops(workload: Workload, device: torch.device, host, tiny: bool) -> dict:
+    """fvcore forward multiply-adds per clip and FlopCounterMode fwd+bwd FLOPs per clip."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n = 2  # the smallest batch every objective accepts (tubelet pairs samples)
+    run = TrainRun(workload, Knobs(bf16=False), device, n, host, tiny)
+    batch = run.make_batch()
+    if workload.impl == "hf":
+        module, inputs = HFLoss(run.model), tuple(batch)
+    else:
+        module, inputs = LossOf(run.model), (batch.keys, *batch.clips)
+    out: dict[str, Any] = {"flop_source": "fvcore"}
+    try:
+        macs, skipped = fvcore_forward_macs(module, inputs)
+        out["fvcore_skipped_ops"] = sorted(skipped)
+    except Exception as err:  # fvcore's jit tracer cannot follow every forward
+        with FlopCounterMode(display=False) as forward_only, torch.no_grad():
+            module(*inputs)
+        macs = forward_only.get_total_flops() // 2
+        out["flop_source"] = f"torch FlopCounterMode (fvcore failed: {type(err).__name__}: {err})"
+    with FlopCounterMode(display=False) as counter:
+        run.forward_fn(run.make_batch()).backward()
+    del run
+    free_device_memory(device)
+    fwd = 2 * macs / n
+    return {
+        **out,
+        "fwd_gmac_per_clip": macs / n / 1e9,
+        "fwd_gflop_per_clip": fwd / 1e9,
+        "train_gflop_per_clip": 3 * fwd / 1e9,
+        "measured_train_gflop_per_clip": counter.get_total_flops() / n / 1e9,
+    }
+
+
+def peak_for_name(name: str) -> float | None:
+    """Dense bf16 peak FLOP/s of a device by its CUDA name, None when unknown."""
+    for words, peak in PEAKS:
+        if all(w in name for w in words):
+            return peak
+    return None
+
+
+def device_peak(device: torch.device, override_tflops: float | None) -> tuple[float | None, str]:
+    if override_tflops:
+        return override_tflops * 1e12, "--peak-tflops"
+    if device.type != "cuda":
+        return None, "no peak for a CPU: MFU not computed"
+    name = torch.cuda.get_device_name(device)
+    peak = peak_for_name(name)
+    if peak is None:
+        return None, f"unknown device {name!r}: pass --peak-tflops for MFU"
+    return peak, f"dense bf16 peak of {name} (spec performance-and-data-path.md §4)"
+
+
+def trainer_defaults(device: torch.device) -> dict:
+    """What vssl's trainer does today for each knob (read from the code where possible)."""
+    probe = nn.Linear(2, 2)
+    fused = build_optimizer(probe, OptimSection(), 1e-3, torch.device("cuda")).defaults["fused"]
+    return {
+        "precision": f"{TrainSection().precision}: bf16 autocast on GPU, fp32 on CPU",
+        "attention": "F.scaled_dot_product_attention (vssl_core/nn/transformer.py)",
+        "fused_adamw_on_gpu": bool(fused),
+        "sgd": "foreach (not fused)",
+        "compile": "not offered by the trainer",
+        "channels_last_3d": "not offered by the trainer",
+    }
+
+
+# ------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Report:
+    meta: dict
+    rows: list[dict] = field(default_factory=list)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**self.meta, "rows": self.rows}, indent=2) + "\n")
+
+
+def selected_rows(args) -> list[tuple[str, Knobs]]:
+    rows = [(w, k) for w, k in ROWS if not args.rows or any(s in w for s in args.rows)]
+    if not rows:
+        raise SystemExit(f"--rows {args.rows} matches no workload of {sorted(WORKLOADS)}")
+    return rows
+
+
+def skip_reason(workload: Workload, knobs: Knobs, device: torch.device, args) -> str | None:
+    if workload.impl == "hf":
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            return "transformers is not installed: pip install transformers"
+    if knobs.compile and device.type != "cuda" and not args.cpu_compile:
+        return "torch.compile skipped on CPU (minutes with inductor); --cpu-compile runs it"
+    if knobs != DEFAULT and resolve(knobs, workload, device) == resolve(DEFAULT, workload, device):
+        return f"the same as the default on {device.type}"
+    return None
+
+
+def row_head(workload: Workload, knobs: Knobs, device: torch.device) -> dict[str, Any]:
+    return {
+        "workload": workload.name,
+        "impl": workload.impl,
+        "knobs": dataclasses.asdict(resolve(knobs, workload, device)),
+        "label": knobs.label(),
+    }
+
+
+def run_row(workload, knobs, device, host, args, start_batch, flops, peak) -> dict:
+    row = row_head(workload, knobs, device)
+    reason = skip_reason(workload, knobs, device, args)
+    if reason:
+        return {**row, "status": "skipped", "reason": reason}
+    try:
+        if start_batch is None:
+            start_batch = args.batch or (
+                first_guess(workload, knobs, device, host, args) if device.type == "cuda" else 2
+            )
+        row.update(fit_batch(workload, knobs, device, host, args, start_batch))
+        row["status"] = "ok"
+    except Exception as err:  # one broken knob must not lose the other rows
+        free_device_memory(device)
+        return {**row, "status": "failed", "reason": f"{type(err).__name__}: {err}"[:500]}
+    row.update(flops)
+    if peak and "train_gflop_per_clip" in flops:
+        row["mfu"] = row["clips_per_s"] * flops["train_gflop_per_clip"] * 1e9 / peak
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    host = load_plugins()
+    peak, peak_source = device_peak(device, args.peak_tflops)
+    report = Report(meta=metadata(device, peak, peak_source, args))
+    started, batches, flop_cache = time.perf_counter(), {}, {}
+    print(f"device: {report.meta['device']}; torch {torch.__version__}", flush=True)
+    for name, knobs in selected_rows(args):
+        workload = WORKLOADS[name]
+        if time.perf_counter() - started > args.budget_s:
+            skipped = {"status": "skipped", "reason": f"time budget of {args.budget_s} s spent"}
+            report.rows.append({**row_head(workload, knobs, device), **skipped})
+            continue
+        if name not in flop_cache:
+            flop_cache[name] = safe_flops(workload, device, host, args.tiny)
+        row = run_row(
+            workload, knobs, device, host, args, batches.get(name), flop_cache[name], peak
+        )
+        if row.get("status") == "ok" and knobs == DEFAULT:
+            batches[name] = row["batch"]
+        report.rows.append(row)
+        print(f"[{time.perf_counter() - started:6.1f} s] {one_line(row)}", flush=True)
+        report.write(Path(args.json))  # after every row: a timeout keeps what was measured
+    add_comparisons(report.rows)
+    report.write(Path(args.json))
+    print(markdown(report))
+    return 0
+
+
+def safe_flops(workload, device, host, tiny) -> dict:
+    try:
+        return count_flops(workload, device, host, tiny)
+    except Exception as err:  # counting must not stop the timing
+        free_device_memory(device)
+        return {"flops_error": f"{type(err).__name__}: {err}"[:300]}
+
+
+def add_comparisons(rows: list[dict]) -> None:
+    """Speed relative to the workload's default row, and vssl VideoMAE vs transformers."""
+    default = {
+        r["workload"]: r["clips_per_s"]
+        for r in rows
+        if r.get("status") == "ok" and r["label"] == "default"
+    }
+    for r in rows:
+        if r.get("status") == "ok" and r["workload"] in default:
+            r["vs_default"] = r["clips_per_s"] / default[r["workload"]]
+    if "videomae_vit_b" in default and "hf_videomae_vit_b" in default:
+        for r in rows:
+            if r["workload"] == "videomae_vit_b" and r.get("status") == "ok":
+                r["vs_transformers"] = r["clips_per_s"] / default["hf_videomae_vit_b"]
+
+
+def metadata(device, peak, peak_source, args) -> dict:
+    try:
+        import transformers
+
+        hf_version = transformers.__version__
+    except ImportError:
+        hf_version = None
+    return {
+        "device": describe_device(device),
+        "torch": torch.__version__,
+        "transformers": hf_version,
+        "tiny": args.tiny,
+        "warmup_steps": args.warmup,
+        "timed_steps": args.steps,
+        "peak_flops": peak,
+        "peak_source": peak_source,
+        "flop_convention": (
+            "fvcore forward count at batch 2 (1 multiply-add = 1) x 2 (FLOPs) x 3 "
+            "(fwd + bwd = 3 x fwd), per clip; MFU = clips/s x that / peak"
+        ),
+        "goals": {"vs_transformers": GOAL_VS_HF, "mfu": GOAL_MFU},
+        "trainer_defaults": trainer_defaults(device),
+    }
+
+
+def one_line(row: dict) -> str:
+    head = f"{row['workload']} [{row['label']}]"
+    if row.get("status") != "ok":
+        return f"{head}: {row.get('status')} ({row.get('reason')})"
+    return f"{head}: batch {row['batch']}, {row['step_ms']:.1f} ms/step, {row['clips_per_s']:.1f} clips/s"
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(report: Report) -> str:
+    meta = report.meta
+    lines = [
+        f"Device: {meta['device']}; torch {meta['torch']}; transformers {meta['transformers']}; "
+        f"{meta['warmup_steps']} warmup + {meta['timed_steps']} timed steps"
+        + ("; TINY sizes (smoke run, not a measurement)" if meta["tiny"] else ""),
+        "",
+        "| workload | knobs | batch | ms/step | clips/s | x default | peak GiB | act. MiB/clip "
+        "| train GFLOP/clip | MFU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report.rows:
+        if r.get("status") != "ok":
+            lines.append(f"| {r['workload']} | {r['label']} | {r['status']}: {r.get('reason')} "
+                         "| | | | | | | |")  # fmt: skip
+            continue
+        mfu = r.get("mfu")
+        lines.append(
+            f"| {r['workload']} | {r['label']} | {r['batch']} | {r['step_ms']:.1f} "
+            f"| {r['clips_per_s']:.1f} | {_fmt(r.get('vs_default'), '.2f')} "
+            f"| {_fmt(r.get('peak_mem_gib'), '.1f')} | {_fmt(r.get('act_mem_per_clip_mib'), '.0f')} "
+            f"| {_fmt(r.get('train_gflop_per_clip'), '.4g')} "
+            f"| {'-' if mfu is None else f'{100 * mfu:.1f}%'} |"
+        )
+    vs = [
+        r["vs_transformers"]
+        for r in report.rows
+        if r.get("label") == "default" and "vs_transformers" in r
+    ]
+    if vs:
+        lines.append(f"\nvssl VideoMAE ViT-B vs transformers: {vs[0]:.2f}x (goal >= {GOAL_VS_HF}x)")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="CPU-sized models (a smoke run)")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even with a GPU")
+    parser.add_argument("--rows", nargs="+", help="only workloads whose name contains one of these")
+    parser.add_argument("--batch", type=int, help="fixed batch (no search)")
+    parser.add_argument("--max-batch", type=int, help="cap of the batch search (default 512)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps (compile included)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per row")
+    parser.add_argument("--peak-tflops", type=float, help="dense bf16 peak for MFU (TFLOP/s)")
+    parser.add_argument("--cpu-compile", action="store_true", help="also torch.compile on a CPU")
+    parser.add_argument("--budget-s", type=float, default=480.0, help="skip rows after this")
+    parser.add_argument("--json", default="gpu_throughput.json", help="results file")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.warmup, args.steps = min(args.warmup, 1), min(args.steps, 2)
+        args.batch = args.batch or 2
+    for name in ("warmup", "steps"):
+        if getattr(args, name) < (0 if name == "warmup" else 1):
+            parser.error(f"--{name} is too small")
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(main())

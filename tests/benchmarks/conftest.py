@@ -1,0 +1,42 @@
+"""Load the benchmark scripts (not a package) as modules, once per test session."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load_script(name: str):
+    """benchmarks/<name>.py as the module ``vssl_bench_<name>`` (the scripts themselves import
+    their helpers as ``common``, from benchmarks/ on sys.path)."""
+    key = f"vssl_bench_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+@pytest.fixture(scope="session")
+def overhead():
+    return load_script("overhead")
+
+
+@pytest.fixture(scope="session")
+def gpu_throughput():
+    return load_script("gpu_throughput")
+
+
+@pytest.fixture(scope="session")
+def memory():
+    return load_script("memory")
+
+
+@pytest.fixture(scope="session")
+def common():
+    load_script("overhead")  # puts benchmarks/ on sys.path and imports it as `common`
+    return sys.modules["common"]

@@ -1,0 +1,101 @@
+"""benchmarks/gpu_throughput.py: the CPU smoke run covers every row and writes the JSON the docs
+read; FLOP counting, peak lookup, knob resolution and batch rounding are right."""
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from vssl_core.nn import Attention
+
+ROW_KEYS = {"workload", "impl", "knobs", "label", "status"}
+MEASURED_KEYS = {"batch", "step_ms", "clips_per_s", "train_gflop_per_clip", "fwd_gflop_per_clip"}
+META_KEYS = {"device", "torch", "peak_flops", "flop_convention", "trainer_defaults", "rows"}
+
+
+@pytest.mark.slow
+def test_tiny_run_covers_every_row_and_writes_the_expected_json(gpu_throughput, tmp_path, capsys):
+    path = tmp_path / "gpu.json"
+    argv = ["--tiny", "--warmup", "0", "--steps", "1", "--json", str(path)]
+    assert gpu_throughput.main(argv) == 0
+    assert "| workload | knobs | batch |" in capsys.readouterr().out
+    report = json.loads(path.read_text())
+    assert META_KEYS <= set(report) and report["tiny"] is True
+    rows = report["rows"]
+    assert [(r["workload"], r["label"]) for r in rows] == [
+        (w, k.label()) for w, k in gpu_throughput.ROWS
+    ]
+    has_transformers = importlib.util.find_spec("transformers") is not None
+    for row in rows:
+        assert ROW_KEYS <= set(row), row
+        if row["status"] == "skipped":  # compile on a CPU; knobs equal to the CPU default
+            expected = "compile" in row["label"] or "same as the default" in row["reason"]
+            if row["impl"] == "hf" and not has_transformers:
+                expected = "pip install transformers" in row["reason"]
+            assert expected, row
+            continue
+        assert row["status"] == "ok", row
+        assert MEASURED_KEYS <= set(row) and row["clips_per_s"] > 0
+        assert row["train_gflop_per_clip"] == pytest.approx(3 * row["fwd_gflop_per_clip"])
+    default = {r["workload"]: r for r in rows if r["label"] == "default" and r["status"] == "ok"}
+    assert set(default) >= set(gpu_throughput.WORKLOADS) - {"hf_videomae_vit_b"}
+    if not has_transformers:
+        return
+    assert "vs_transformers" in default["videomae_vit_b"]
+    # the same sizes and mask: transformers' model and ours count within 1% of each other
+    ours, theirs = default["videomae_vit_b"], default["hf_videomae_vit_b"]
+    assert ours["fwd_gflop_per_clip"] == pytest.approx(theirs["fwd_gflop_per_clip"], rel=0.01)
+
+
+def test_fvcore_count_includes_attention_through_the_sdpa_handle(common):
+    B, N, D, H = 2, 10, 32, 4
+    attn = Attention(D, H)
+    macs, skipped = common.fvcore_forward_macs(attn, (torch.randn(B, N, D),))
+    linear = B * N * D * 3 * D + B * N * D * D  # qkv and proj
+    sdpa = B * H * N * N * (2 * D // H)  # q k^T and attn v
+    assert macs == linear + sdpa
+    assert "aten::scaled_dot_product_attention" not in skipped
+
+
+@pytest.mark.parametrize(
+    "name, peak",
+    [
+        ("NVIDIA H100 80GB HBM3", 989.4e12),
+        ("NVIDIA H100 PCIe", 756e12),
+        ("NVIDIA H200", 989.4e12),
+        ("NVIDIA A100-SXM4-80GB", 312e12),
+        ("Tesla T4", None),
+    ],
+)
+def test_peak_flops_by_device_name(gpu_throughput, name, peak):
+    assert gpu_throughput.peak_for_name(name) == peak
+
+
+def test_default_knobs_resolve_to_what_the_trainer_does_on_each_device(gpu_throughput):
+    g = gpu_throughput
+    mae, moco = g.WORKLOADS["videomae_vit_b"], g.WORKLOADS["moco_r2plus1d_18"]
+    gpu = g.resolve(g.DEFAULT, mae, torch.device("cuda"))
+    assert (gpu.bf16, gpu.fused) == (True, True)  # bf16 autocast, fused AdamW
+    cpu = g.resolve(g.DEFAULT, mae, torch.device("cpu"))
+    assert (cpu.bf16, cpu.fused) == (False, False)
+    assert g.resolve(g.DEFAULT, moco, torch.device("cuda")).fused is False  # SGD: foreach
+
+
+def test_batch_search_steps_keep_queue_friendly_sizes(gpu_throughput):
+    g = gpu_throughput
+    assert [g.round_down(b, pow2=True) for b in (1, 7, 8, 200)] == [1, 4, 8, 128]
+    assert [g.round_down(b, pow2=False) for b in (5, 15, 16, 203)] == [5, 15, 16, 200]
+    assert [g.smaller(b, pow2=True) for b in (128, 1)] == [64, 0]
+    assert [g.smaller(b, pow2=False) for b in (200, 16, 5, 2)] == [144, 12, 3, 1]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_fused_knob_reaches_every_parameter_group(gpu_throughput, fused):
+    g = gpu_throughput
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    for name in ("videomae_vit_b", "moco_r2plus1d_18"):  # AdamW and SGD
+        knobs = g.resolve(g.Knobs(fused=fused), g.WORKLOADS[name], torch.device("cpu"))
+        optimizer = g.make_optimizer(model, g.WORKLOADS[name], knobs, torch.device("cpu"))
+        assert len(optimizer.param_groups) == 2  # decay / no decay kept
+        assert all(bool(group["fused"]) is fused for group in optimizer.param_groups), name

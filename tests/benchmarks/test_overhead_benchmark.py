@@ -1,0 +1,77 @@
+"""benchmarks/overhead.py: the trainer-vs-plain-loop comparison runs, does the same work on both
+sides, and its helpers (statistics, host-sync census, the CPU heap setting) are right."""
+
+import json
+import resource
+import sys
+
+import pytest
+import torch
+
+from vssl_core.engine.trainer import keep_freed_cpu_memory
+
+
+@pytest.mark.slow
+def test_quick_run_prints_a_ratio_for_both_cases_and_both_sides_do_the_same_work(
+    overhead, tmp_path, capsys
+):
+    out = tmp_path / "overhead.json"
+    assert overhead.main(["--quick", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("ratio vssl/plain:") == 2
+    result = json.loads(out.read_text())
+    assert [c["case"] for c in result["cases"]] == ["moco", "videomae"]
+    for case in result["cases"]:
+        assert case["ratio"]["median"] > 0 and case["ratio"]["q1"] <= case["ratio"]["q3"]
+        assert len(case["plain_ms_per_step"]["cpu"]) == result["rounds"] == 2
+        # same init, batch, optimizer and schedule: a CPU run must end with identical weights
+        assert case["max_weight_diff"] == 0.0
+        # the trainer reads the loss (and metrics) on the host; the plain loop reads nothing
+        # beyond what the model itself reads
+        syncs = case["host_syncs_per_step"]
+        assert syncs["vssl"] > syncs["plain"]
+
+
+def test_spread_gives_median_and_quartiles(common):
+    s = common.spread([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert (s.median, s.q1, s.q3, s.n) == (3.0, 2.0, 4.0, 5)
+    assert common.spread([7.0]) == common.Spread(7.0, 7.0, 7.0, 1)
+    with pytest.raises(ValueError, match="at least one"):
+        common.spread([])
+
+
+def test_host_sync_counter_counts_reads_in_user_code_not_inside_torch(common):
+    w = torch.ones(4, requires_grad=True)
+    optimizer = torch.optim.AdamW([w])  # its non-fused step reads a CPU step counter: not counted
+    with common.HostSyncCounter() as counter:
+        loss = w.square().sum()
+        loss.backward()
+        optimizer.step()
+        float(loss.detach())
+        if torch.isfinite(loss):  # __bool__
+            loss.detach().tolist()
+    assert dict(counter.calls) == {"__float__": 1, "__bool__": 1, "tolist": 1}
+
+
+def test_step_clock_times_only_the_steps_after_warmup(common):
+    clock = common.StepClock(torch.device("cpu"), warmup=1, steps=3)
+    for boundary in range(4):
+        clock.mark(boundary)
+    assert clock.per_step("wall") >= 0 and clock.per_step("cpu") >= 0
+    with pytest.raises(ValueError, match="warmup < steps"):
+        common.StepClock(torch.device("cpu"), warmup=3, steps=3)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc only")
+def test_keep_freed_cpu_memory_stops_page_faults_on_reallocation():
+    if not keep_freed_cpu_memory():
+        pytest.skip("not glibc")
+    n = 48 * 2**20 // 4  # 48 MiB of float32: 12k pages if faulted in afresh
+    for _ in range(16):  # glibc grows the heap a few times before freed blocks coalesce for reuse
+        torch.empty(n).fill_(1.0)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        torch.empty(n).fill_(1.0)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    # glibc's default mmaps a 48 MiB block and unmaps it on free: 12k faults every time
+    assert faults < 1000, f"{faults} page faults re-allocating a freed 48 MiB tensor 5 times"
