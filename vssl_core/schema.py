@@ -16,7 +16,11 @@ from vssl_core.registry import Registry, RegistryError
 from vssl_core.typecheck import check_type, describe, type_name
 
 # Arguments the core passes to a component itself; a recipe may not set them.
-INJECTED: dict[str, tuple[str, ...]] = {"objective": ("backbone",), "dataset": ("decoder",)}
+INJECTED: dict[str, tuple[str, ...]] = {
+    "objective": ("backbone",),
+    "dataset": ("decoder",),
+    "head": ("in_features", "num_outputs"),
+}
 
 
 @dataclass
@@ -34,6 +38,8 @@ class DataSection:
     pin_memory: bool | None = None  # None: on when training on a GPU
     persistent_workers: bool = True  # keep workers alive across epochs (with num_workers > 0)
     prefetch_factor: int = 2  # batches each worker prepares ahead (with num_workers > 0)
+    max_failed_fraction: float = 0.01  # bad videos are logged and replaced; stop past this share
+    max_retries: int = 10  # replacements tried for one sample whose video fails to decode
 
 
 @dataclass
@@ -59,8 +65,10 @@ class OptimSection:
 class ScheduleSection:
     warmup_epochs: float = 0.0  # linear warmup from warmup_start_lr to the peak lr
     warmup_start_lr: float = 0.0  # scaled by batch size like lr
-    decay: Literal["cosine", "linear", "constant"] = "cosine"  # after warmup, down to min_lr
-    min_lr: float = 0.0  # end of the decay; scaled by batch size like lr
+    decay: Literal["cosine", "linear", "constant", "multistep"] = "cosine"  # after warmup
+    min_lr: float = 0.0  # end of a cosine or linear decay; scaled by batch size like lr
+    milestones: list[float] = field(default_factory=list)  # multistep: lr x gamma at these epochs
+    gamma: float | None = None  # multistep: the factor at each milestone (None: 0.1)
 
 
 @dataclass
@@ -90,6 +98,18 @@ class LogSection:
 
 
 @dataclass
+class EvalSection:
+    protocol: dict = field(default_factory=dict)  # a component: finetune, linear or knn
+    test_dataset: dict = field(default_factory=dict)  # a dataset: the final test videos
+    val_dataset: dict = field(default_factory=dict)  # a dataset to select on; {}: test set
+    test_clips: int = 10  # temporal clips per test video, evenly spaced
+    test_crops: int = 1  # spatial crops per clip: 1 (centre) or 3 (along the long side)
+    test_short_side: int | None = None  # short side before cropping; None: the crop size
+    aggregate: Literal["auto", "mean", "max"] = "auto"  # over views; auto: max if multilabel
+    test_batch_size: int = 4  # videos per test forward on one rank (x clips x crops clips)
+
+
+@dataclass
 class RecipeSchema:
     run: RunSection = field(default_factory=RunSection)
     data: DataSection = field(default_factory=DataSection)
@@ -102,6 +122,7 @@ class RecipeSchema:
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     log: LogSection = field(default_factory=LogSection)
     resume: bool | str = False  # true: continue <run dir>/checkpoints/last.pt; or a checkpoint path
+    eval: EvalSection = field(default_factory=EvalSection)  # downstream evaluation (vssl eval)
 
 
 # where a component lives in a recipe -> its kind
@@ -110,9 +131,12 @@ COMPONENT_PATHS: dict[str, str] = {
     "data.decoder": "decoder",
     "backbone": "backbone",
     "objective": "objective",
+    "eval.protocol": "protocol",
+    "eval.test_dataset": "dataset",
+    "eval.val_dataset": "dataset",
 }
 # component paths a recipe may leave empty ({}: the consumer's default)
-OPTIONAL_COMPONENTS = {"data.decoder"}
+OPTIONAL_COMPONENTS = {"data.decoder", "eval.protocol", "eval.test_dataset", "eval.val_dataset"}
 OPTIMIZER_ONLY = {"adamw": ("betas", "eps"), "sgd": ("momentum", "nesterov")}
 
 

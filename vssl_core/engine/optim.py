@@ -128,7 +128,7 @@ def _check_schedule(schedule: ScheduleSection) -> None:
             "schedule.decay: multistep needs schedule.milestones, the epochs at which the lr is "
             "multiplied by gamma (e.g. [6, 10, 14]); or use schedule.decay: constant"
         )
-    if any(m <= 0 for m in ms) or any(b <= a for a, b in zip(ms, ms[1:])):
+    if any(m <= 0 for m in ms) or sorted(set(ms)) != ms:
         raise ValueError(f"schedule.milestones {ms}: need increasing epochs > 0, e.g. [6, 10, 14]")
     if schedule.gamma is not None and not 0 < schedule.gamma <= 1:
         raise ValueError(f"schedule.gamma must be in (0, 1], got {schedule.gamma}")
@@ -155,7 +155,9 @@ def lr_multiplier_schedule(
     end = lr.min_lr / lr.peak if lr.peak > 0 else 0.0
     if schedule.decay == "multistep":
         at = [round(m * steps_per_epoch) / max(total_steps, 1) for m in schedule.milestones]
-        decay: ParamScheduler = MultiStepMultiplier(at, 0.1 if schedule.gamma is None else schedule.gamma)
+        decay: ParamScheduler = MultiStepMultiplier(
+            at, 0.1 if schedule.gamma is None else schedule.gamma
+        )
     else:
         decay = {
             "cosine": CosineParamScheduler(1.0, end),
