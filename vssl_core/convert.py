@@ -554,11 +554,22 @@ def load_backbone_checkpoint(
     expected = backbone.state_dict()
     chosen, formats = _choose(fmt, state, is_vssl, source, host, expected)
     conversion = _run(chosen, formats, state, backbone_name, source)
+    _drop_declared_unused(conversion, backbone)
     check_fits(conversion.state, backbone, conversion)
     backbone.load_state_dict(conversion.state, strict=True)
     return LoadReport(
         source, chosen.name, list(conversion.state), conversion.dropped, conversion.notes
     )
+
+
+def _drop_declared_unused(conversion: Conversion, backbone: nn.Module) -> None:
+    """A backbone may name checkpoint keys it deliberately has no place for, with the reason
+    (``unused_checkpoint_keys``: e.g. a ViT built without its final norm, as VideoMAE
+    fine-tunes it); those are dropped and reported, never silently."""
+    for key, reason in getattr(backbone, "unused_checkpoint_keys", {}).items():
+        if key in conversion.state:
+            del conversion.state[key]
+            conversion.dropped[key] = reason
 
 
 def converted_checkpoint(conversion: Conversion, backbone: Mapping[str, Any] | None) -> dict:

@@ -62,6 +62,7 @@ class VisionTransformer3D(Backbone):
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.0,
         grad_checkpointing: bool = False,
+        final_norm: bool = True,
     ) -> None:
         super().__init__()
         _check_divisible("img_size", img_size, patch_size, "patch_size")
@@ -91,7 +92,12 @@ class VisionTransformer3D(Backbone):
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=r) for r in rates
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
+        # VideoMAE's fine-tuning model has no final norm (Identity): it mean-pools the tokens and
+        # norms the pooled feature in the head (``fc_norm``); its checkpoints have no ``norm.*``
+        self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS) if final_norm else nn.Identity()
+        why = "the backbone is built without its final norm (final_norm: false)"
+        # read by vssl_core.convert: a pretraining checkpoint's norm is dropped and reported
+        self.unused_checkpoint_keys = {} if final_norm else {"norm.weight": why, "norm.bias": why}
         self.apply(init_vit_weights)  # Linear + LayerNorm only: the Conv3d keeps PyTorch's init
 
     def no_weight_decay(self) -> set[str]:
@@ -109,7 +115,7 @@ class VisionTransformer3D(Backbone):
     def forward_features(
         self, clip_BCTHW: torch.Tensor, mask_BN: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Normed tokens [B, N, D], or [B, V, D] for the visible tokens (ascending index) when a
+        """Normed tokens [B, N, D] (un-normed without ``final_norm``), or [B, V, D] for the visible tokens (ascending index) when a
         boolean ``mask_BN`` (True = masked, the same count in every row) is given."""
         self._check_clip(clip_BCTHW)
         tokens_BND = self.patch_embed(clip_BCTHW) + self.pos_embed
@@ -125,7 +131,7 @@ class VisionTransformer3D(Backbone):
         return self.norm(tokens_BND)
 
     def forward(self, clip_BCTHW: torch.Tensor) -> torch.Tensor:
-        """Mean of the normed tokens, [B, D]."""
+        """Mean of the tokens of ``forward_features``, [B, D]."""
         return self.forward_features(clip_BCTHW).mean(dim=1)
 
 
@@ -173,6 +179,7 @@ def vit_tiny(
     drop_path_rate: float = 0.0,
     depth: int | None = None,
     grad_checkpointing: bool = False,
+    final_norm: bool = True,
 ) -> VisionTransformer3D:
     """Video ViT-Ti (D 192, 12 blocks, 3 heads); ``depth`` overrides the block count."""
     return _build("tiny", **locals())  # every argument, passed through by name
@@ -187,6 +194,7 @@ def vit_small(
     drop_path_rate: float = 0.0,
     depth: int | None = None,
     grad_checkpointing: bool = False,
+    final_norm: bool = True,
 ) -> VisionTransformer3D:
     """Video ViT-S (D 384, 12 blocks, 6 heads); ``depth`` overrides the block count."""
     return _build("small", **locals())  # every argument, passed through by name
@@ -201,6 +209,7 @@ def vit_base(
     drop_path_rate: float = 0.0,
     depth: int | None = None,
     grad_checkpointing: bool = False,
+    final_norm: bool = True,
 ) -> VisionTransformer3D:
     """Video ViT-B (D 768, 12 blocks, 12 heads); ``depth`` overrides the block count."""
     return _build("base", **locals())  # every argument, passed through by name
@@ -215,6 +224,7 @@ def vit_large(
     drop_path_rate: float = 0.0,
     depth: int | None = None,
     grad_checkpointing: bool = False,
+    final_norm: bool = True,
 ) -> VisionTransformer3D:
     """Video ViT-L (D 1024, 24 blocks, 16 heads); ``depth`` overrides the block count."""
     return _build("large", **locals())  # every argument, passed through by name

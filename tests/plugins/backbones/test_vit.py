@@ -326,8 +326,37 @@ def test_factory_signatures_are_plainly_typed(factory):
     params = inspect.signature(factory).parameters
     assert list(params) == [
         "img_size", "num_frames", "patch_size", "tubelet_size", "drop_path_rate", "depth",
-        "grad_checkpointing",
+        "grad_checkpointing", "final_norm",
     ]  # fmt: skip
     hints = {name: p.annotation for name, p in params.items()}
     assert hints["img_size"] is int and hints["drop_path_rate"] is float
     assert hints["depth"] == (int | None) and hints["grad_checkpointing"] is bool
+
+
+def test_without_final_norm_the_model_has_no_norm_keys_and_pools_raw_tokens():
+    from vssl_backbones.vit import vit_tiny
+
+    torch.manual_seed(0)
+    normed = vit_tiny(img_size=32, num_frames=4, patch_size=16, depth=1)
+    raw = vit_tiny(img_size=32, num_frames=4, patch_size=16, depth=1, final_norm=False)
+    state = {k: v for k, v in normed.state_dict().items() if not k.startswith("norm.")}
+    raw.load_state_dict(state, strict=True)  # exactly the keys of VideoMAE's fine-tune layout
+    clip = torch.randn(2, 3, 4, 32, 32)
+    tokens = raw.forward_features(clip)
+    assert torch.allclose(normed.forward_features(clip), normed.norm(tokens), atol=1e-6)
+    assert torch.allclose(raw(clip), tokens.mean(dim=1))
+
+
+def test_a_checkpoint_norm_is_dropped_and_reported_for_a_backbone_without_one():
+    from vssl_backbones.vit import vit_tiny
+
+    from vssl_core.convert import load_backbone_checkpoint
+
+    source = vit_tiny(img_size=32, num_frames=4, patch_size=16, depth=1).state_dict()
+    raw = vit_tiny(img_size=32, num_frames=4, patch_size=16, depth=1, final_norm=False)
+    report = load_backbone_checkpoint(raw, dict(source), fmt="vssl")
+    assert set(report.dropped) == {"norm.weight", "norm.bias"}
+    assert "final_norm" in report.dropped["norm.weight"]
+    assert torch.equal(
+        raw.state_dict()["blocks.0.attn.qkv.weight"], source["blocks.0.attn.qkv.weight"]
+    )
