@@ -12,20 +12,21 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # tests/kit is importable as `kit`
 
+from kit.runs import cli_env, read_metrics  # noqa: E402, F401 (shared helpers)
+
 
 def pytest_sessionstart(session):
     """CI sets VSSL_REQUIRE=ffcv,decord: then a missing optional library is an error, not a
     silent skip of the tests that need it."""
-    import importlib
+    import importlib.util
 
+    # find_spec, not import: importing decord here would load its FFmpeg into this process
     for module in filter(None, os.environ.get("VSSL_REQUIRE", "").split(",")):
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
+        if importlib.util.find_spec(module) is None:
             raise pytest.UsageError(
-                f"VSSL_REQUIRE lists {module!r}, which cannot be imported ({exc}); install the "
-                "extra that provides it (see .ci/run)"
-            ) from exc
+                f"VSSL_REQUIRE lists {module!r}, which is not installed; install the extra that "
+                "provides it (see .ci/run)"
+            )
 
 
 @pytest.fixture(autouse=True)
@@ -89,16 +90,3 @@ def tiny_recipe(tmp_path: Path) -> Path:
     recipe = {**TINY, "run": {**TINY["run"], "output_root": str(tmp_path / "runs")}}
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    import json
-
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
-    env["OMP_NUM_THREADS"] = "1"
-    return env

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import cli_env, read_metrics
+from kit.runs import cli_env, read_metrics
 
 
 def _train(cwd, recipe, nproc, name, *overrides):

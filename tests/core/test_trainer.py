@@ -5,8 +5,8 @@ import sys
 
 import pytest
 import torch
-from conftest import cli_env, read_metrics
 from kit import faults
+from kit.runs import cli_env, read_metrics
 
 from vssl_core.config import load_config
 from vssl_core.engine.checkpoint import load_checkpoint

@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import cli_env, read_metrics
 from kit import faults
+from kit.runs import cli_env, read_metrics
 from vssl_backbones.cnn3d import cnn3d_small
 from vssl_moco.loss import moco_loss
 from vssl_moco.objective import MoCo
