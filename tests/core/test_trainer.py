@@ -268,3 +268,22 @@ def test_too_many_undecodable_videos_stop_the_run_with_the_fix(tiny_recipe):
             "train.max_steps=2",
             extra=[("faults", faults)],
         )
+
+
+def test_a_loader_worker_failure_ends_the_process_with_the_error(tiny_recipe, tmp_path):
+    """Workers ignore SIGTERM; after a failure the trainer must still stop them, not hang."""
+    code = (
+        "import sys; from kit import faults; from vssl_core.cli.main import main; "
+        "sys.exit(main(['-p', 'kit.faults', 'train', sys.argv[1], "
+        "'data.dataset={name: broken_every, every: 2}', 'data.max_failed_fraction=0.0', "
+        "'data.num_workers=1', 'train.max_steps=3', 'log.progress_bar=false']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_recipe)],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "vssl data check" in proc.stderr

@@ -336,11 +336,13 @@ class Trainer:
             self.host.pm.register(plugin, name=name)
             self.loggers.append(plugin)
         status, step, last_loss = "failed", self.start_step, None
+        self.step = self.start_step
         try:
             with _StopRequest() as stop:
                 hook.vssl_train_start(run=self.ctx)
                 step, last_loss, status = self._loop(stop)
         finally:
+            step = max(step, self.step)
             if self.dist.is_main:
                 log.info("%s at step %d", status, step)
             hook.vssl_train_end(run=self.ctx, step=step, status=status)
@@ -362,6 +364,13 @@ class Trainer:
         return plugins
 
     def _loop(self, stop: _StopRequest) -> tuple[int, float | None, str]:
+        batches = iter(self._loader())
+        try:
+            return self._steps(batches, stop)
+        finally:
+            _close_loader(batches)
+
+    def _steps(self, batches, stop: _StopRequest) -> tuple[int, float | None, str]:
         cfg, hook = self.config, self.host.hook
         every_ckpt, keep_every = cfg.checkpoint.every_steps, cfg.checkpoint.keep_every_steps
         log_every = cfg.log.every_steps
@@ -370,7 +379,7 @@ class Trainer:
         window = _Window()
         micro: list = []
         t_wait = time.perf_counter()
-        for batch in self._loader():
+        for batch in batches:
             window.data_wait += time.perf_counter() - t_wait  # time the step waited for data
             micro.append(batch)
             if len(micro) < self.layout.accum_steps:
@@ -388,6 +397,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.model.after_step(step + 1)
             step += 1
+            self.step = step  # for the end-of-run log line, also when a later step fails
             logged = None
             if step % log_every == 0 or step == self.total_steps:
                 logged = self._window_metrics(window, skipped)
@@ -459,6 +469,19 @@ class Trainer:
         ckpt.save_atomic(state, path)
         self.host.hook.vssl_checkpoint_saved(run=self.ctx, path=path, step=step)
         barrier(self.dist)
+
+
+def _close_loader(batches) -> None:
+    """Stop the loader's workers now, also after an error. They ignore SIGTERM (a pre-emption
+    is the training process's to handle, see data/loader.py), so a worker left to interpreter
+    exit after a failure could keep the process from exiting."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+    for worker in getattr(batches, "_workers", []):
+        if worker.is_alive():
+            worker.kill()
+            worker.join(timeout=5)
 
 
 @dataclass

@@ -65,7 +65,9 @@ def test_one_step_enqueues_the_keys_and_moves_the_key_encoder():
         for p in model.parameters():
             if p.grad is not None:
                 p.sub_(0.1 * p.grad)
-        k_BD = model.key_embedding(batch_of().clips[1])  # same BN groups as the forward (one, no shuffle)
+        k_BD = model.key_embedding(
+            batch_of().clips[1]
+        )  # same BN groups as the forward (one, no shuffle)
     model.after_step(1)
     assert int(model.queue.ptr) == B
     torch.testing.assert_close(model.queue.queue[:B], k_BD)
@@ -162,7 +164,9 @@ def test_bn_groups_run_each_group_as_its_own_batch(shuffle_bn):
         expected, _ = moco_loss(q_BD, k_BD, model.queue.negatives(), model.temperature)
         out = model(batch)
     torch.testing.assert_close(out.loss, expected)
-    whole, _ = moco_loss(model.query_embedding(clip_q), model.key_embedding(clip_k), model.queue.negatives(), 0.2)
+    whole, _ = moco_loss(
+        model.query_embedding(clip_q), model.key_embedding(clip_k), model.queue.negatives(), 0.2
+    )
     assert not torch.allclose(out.loss, whole)  # the groups change the BN statistics
 
 
