@@ -8,6 +8,12 @@ Videos are cheap to construct (only the trajectory is drawn) and render lazily: 
 and sprite are drawn once per video object, and ``read`` pastes the sprite only into the frames
 asked for. Everything is a pure function of (seed, index), so any process renders the same pixels; the
 trajectory does not depend on ``style``, so two styles show the same motions in different looks.
+
+Besides classification, two task variants (the SEVERE miniature's task shift) render in memory:
+``task: multilabel`` shows two objects with two different motions and labels both (multi-hot,
+Charades-like); ``task: counting`` moves one object out along its path and back ``n`` times and
+labels the count ``n`` (UCFRep-like). ``classes`` picks motions by name, e.g. pairs that differ
+only in speed or only in path (the miniature's fine-grained label sets).
 """
 
 import math
@@ -27,7 +33,8 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross", "
 PATTERNS: tuple[str, ...] = ("solid", "gradient", "stripes", "checker", "blotches")
 
 _KEY_STREAM = 0x5348  # separates this dataset's keys from other uses of sample_key
-_MOTION_STREAM, _APPEARANCE_STREAM = 0, 1
+_MOTION_STREAM, _APPEARANCE_STREAM = 0, 1  # the first object; object j > 0 uses 2j and 2j + 1
+TASKS: tuple[str, ...] = ("classification", "multilabel", "counting")
 
 _D = math.sqrt(0.5)
 DIRECTIONS: dict[str, tuple[float, float]] = {  # unit (dx, dy) in image coordinates, y down
@@ -132,11 +139,25 @@ def _path_offsets(motion: Motion, u_T: np.ndarray, size: int, rng: np.random.Gen
     return offsets_T2
 
 
+def _clip_time(num_frames: int, repeats: int) -> np.ndarray:
+    """Path progress [T] in [0, 1]: once from 0 to 1 (repeats 0), or out and back ``repeats``
+    times (a triangle wave that ends where it starts)."""
+    t_T = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
+    if repeats == 0:
+        return t_T
+    return 1.0 - np.abs(1.0 - 2.0 * ((repeats * t_T) % 1.0))
+
+
 def _trajectory(
-    motion: Motion, num_frames: int, size: int, sprite: int, rng: np.random.Generator
+    motion: Motion,
+    num_frames: int,
+    size: int,
+    sprite: int,
+    rng: np.random.Generator,
+    repeats: int = 0,
 ) -> np.ndarray:
     """Integer top-left corners [T, 2] (x, y), placed so the whole path stays inside the frame."""
-    u_T = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
+    u_T = _clip_time(num_frames, repeats)
     offsets_T2 = _path_offsets(motion, u_T, size, rng)
     low_2 = sprite / 2 - offsets_T2.min(axis=0)
     high_2 = size - sprite / 2 - offsets_T2.max(axis=0)
@@ -282,30 +303,56 @@ class ShapesVideo:
     Besides ``num_frames`` and ``fps``: ``size`` (H == W), ``motion`` (its class),
     ``sprite_size`` (side of the object's square) and ``top_left_T2`` (the object's top-left
     corner (x, y) in every frame), which tests and visualisations can use as ground truth.
+    ``repeats`` n > 0 moves the object out along its path and back n times (counting);
+    ``others`` adds one more moving object per motion (multilabel), each with its own look and
+    path (``others_top_left`` [T, 2] each); the first object renders exactly as without them.
     """
 
     def __init__(
-        self, motion: Motion, key: int, num_frames: int, size: int, fps: float, style: str
+        self,
+        motion: Motion,
+        key: int,
+        num_frames: int,
+        size: int,
+        fps: float,
+        style: str,
+        repeats: int = 0,
+        others: Sequence[Motion] = (),
     ) -> None:
         self.motion = motion
         self.num_frames = num_frames
         self.size = size
         self.fps = fps
         self.style = style
+        self.repeats = repeats
+        self.others = tuple(others)
         self._key = key
-        rng = numpy_rng(key, _MOTION_STREAM)
-        self.sprite_size = max(3, round(rng.uniform(*_SPRITE) * size))
-        self.top_left_T2 = _trajectory(motion, num_frames, size, self.sprite_size, rng)
+        self.sprite_size, self.top_left_T2 = self._place(motion, _MOTION_STREAM)
+        placed = [self._place(m, 2 * (j + 1)) for j, m in enumerate(self.others)]
+        self.others_sprite_size = [side for side, _ in placed]
+        self.others_top_left = [top_left_T2 for _, top_left_T2 in placed]
+
+    def _place(self, motion: Motion, stream: int) -> tuple[int, np.ndarray]:
+        """An object's sprite side and its top-left corners [T, 2], from its motion stream."""
+        rng = numpy_rng(self._key, stream)
+        side = max(3, round(rng.uniform(*_SPRITE) * self.size))
+        return side, _trajectory(motion, self.num_frames, self.size, side, rng, self.repeats)
 
     @cached_property
-    def _assets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Background [S, S, 3], sprite [s, s, 3] (uint8) and sprite mask, drawn once per video."""
+    def _assets(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """Background [S, S, 3] and per object its sprite [s, s, 3] (uint8) and mask, drawn
+        once per video."""
         rng = numpy_rng(self._key, _APPEARANCE_STREAM)
         style = _STYLES[self.style]
         bg_3hw = _background(rng, self.size, style)
-        colour_3 = _contrasting_colour(rng, bg_3hw.reshape(3, -1).mean(axis=1))
-        rgb_3hw, mask_hw = _sprite(rng, self.sprite_size, style, colour_3)
-        return _to_uint8_hwc(bg_3hw), _to_uint8_hwc(rgb_3hw), mask_hw
+        mean_3 = bg_3hw.reshape(3, -1).mean(axis=1)
+        sprites = []
+        for j, side in enumerate([self.sprite_size, *self.others_sprite_size]):
+            if j > 0:
+                rng = numpy_rng(self._key, 2 * j + 1)
+            rgb_3hw, mask_hw = _sprite(rng, side, style, _contrasting_colour(rng, mean_3))
+            sprites.append((_to_uint8_hwc(rgb_3hw), mask_hw))
+        return _to_uint8_hwc(bg_3hw), sprites
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 [T, H, W, 3]."""
@@ -313,11 +360,13 @@ class ShapesVideo:
         if idx_T.size and (idx_T.min() < 0 or idx_T.max() >= self.num_frames):
             bad = idx_T[(idx_T < 0) | (idx_T >= self.num_frames)][0]
             raise IndexError(f"frame index {bad} out of range [0, {self.num_frames})")
-        bg_hw3, rgb_hw3, mask_hw = self._assets
+        bg_hw3, sprites = self._assets
         frames_THW3 = np.empty((idx_T.size, self.size, self.size, 3), np.uint8)
         frames_THW3[...] = bg_hw3
-        for frame_hw3, (x0, y0) in zip(frames_THW3, self.top_left_T2[idx_T].tolist(), strict=True):
-            _paste(frame_hw3, rgb_hw3, mask_hw, x0, y0)
+        paths = [self.top_left_T2, *self.others_top_left]
+        for (rgb_hw3, mask_hw), top_left_T2 in zip(sprites, paths, strict=True):
+            for frame_hw3, (x0, y0) in zip(frames_THW3, top_left_T2[idx_T].tolist(), strict=True):
+                _paste(frame_hw3, rgb_hw3, mask_hw, x0, y0)
         dusk = _STYLES[self.style].dusk
         if dusk and idx_T.size:  # darker by up to dusk * 255 levels at the last frame
             dim_T111 = (dusk * 255 * idx_T / max(self.num_frames - 1, 1)).astype(np.uint8)
@@ -327,9 +376,11 @@ class ShapesVideo:
         return frames_THW3
 
     def __repr__(self) -> str:
+        extra = f", repeats={self.repeats}" if self.repeats else ""
+        extra += "".join(f", +{m.name}" for m in self.others)
         return (
             f"ShapesVideo({self.motion.name}, frames={self.num_frames}, size={self.size}, "
-            f"style={self.style!r})"
+            f"style={self.style!r}{extra})"
         )
 
 
@@ -343,9 +394,54 @@ def _check_int(name: str, value: int, low: int, high: int | None = None) -> None
         raise ValueError(f"moving_shapes: {name} must be an integer {bounds}, got {value!r}")
 
 
+def _pick_classes(names: list[str] | None, num_classes: int) -> list[Motion]:
+    """The first ``num_classes`` motions, or the named ones (then exactly ``num_classes``)."""
+    if names is None:
+        _check_int("num_classes", num_classes, 1, len(CLASS_TABLE))
+        return list(CLASS_TABLE[:num_classes])
+    by_name = {m.name: m for m in CLASS_TABLE}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(
+            f"moving_shapes: unknown classes {unknown}; a class is path-direction-speed, one of "
+            f"{', '.join(by_name)}"
+        )
+    if len(set(names)) != len(names) or not names:
+        raise ValueError(f"moving_shapes: classes must be distinct and not empty, got {names}")
+    if num_classes != len(names):
+        raise ValueError(
+            f"moving_shapes: classes names {len(names)} motions but num_classes is {num_classes}; "
+            f"set num_classes: {len(names)}"
+        )
+    return [by_name[n] for n in names]
+
+
+def _check_counts(task: str, count_range: tuple[int, int] | list[int] | None) -> tuple[int, int]:
+    if task != "counting":
+        if count_range is not None:
+            raise ValueError(
+                f"moving_shapes: count_range is used by task: counting only (task is {task!r}); "
+                "remove it or set task: counting"
+            )
+        return (0, 0)
+    low, high = count_range if count_range is not None else (1, 4)
+    if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
+        raise ValueError(
+            f"moving_shapes: count_range must be two integers 1 <= low <= high, got {count_range}"
+        )
+    return low, high
+
+
 @component("dataset", name="moving_shapes")
 class MovingShapes:
-    """Synthetic videos of one moving shape; the class is its motion, never its appearance."""
+    """Synthetic videos of one moving shape; the class is its motion, never its appearance.
+
+    ``classes`` names the motions to use (default: the first ``num_classes`` of the table).
+    ``task``: "classification" (label = the motion), "multilabel" (two objects with motions
+    ``i % K`` and another one, float32 multi-hot [K]) or "counting" (one object goes out and
+    back ``n`` times, n cycling through ``count_range`` (default 1-4) so every motion meets
+    every count; label = float n).
+    """
 
     def __init__(
         self,
@@ -356,9 +452,11 @@ class MovingShapes:
         style: Literal["default", "flat", "noisy"] = "default",
         seed: int = 0,
         fps: float = 25.0,
+        classes: list[str] | None = None,
+        task: Literal["classification", "multilabel", "counting"] = "classification",
+        count_range: tuple[int, int] | None = None,
     ) -> None:
         _check_int("num_samples", num_samples, 1)
-        _check_int("num_classes", num_classes, 1, len(CLASS_TABLE))
         _check_int("num_frames", num_frames, 1)
         _check_int("size", size, 16, 4096)
         _check_int("seed", seed, 0, 2**63 - 1)
@@ -366,22 +464,50 @@ class MovingShapes:
             raise ValueError(f"moving_shapes: style must be one of {STYLES}, got {style!r}")
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < math.inf:
             raise ValueError(f"moving_shapes: fps must be a positive finite number, got {fps!r}")
+        if task not in TASKS:
+            raise ValueError(f"moving_shapes: task must be one of {TASKS}, got {task!r}")
+        self.motions: list[Motion] = _pick_classes(classes, num_classes)
+        if task == "multilabel" and len(self.motions) < 2:
+            raise ValueError("moving_shapes: task multilabel shows two motions: num_classes >= 2")
+        self.count_range = _check_counts(task, count_range)
         self.num_samples = int(num_samples)
-        self.num_classes = int(num_classes)
+        self.num_classes = len(self.motions)
         self.num_frames = int(num_frames)
         self.size = int(size)
         self.style = style
         self.seed = int(seed)
         self.fps = float(fps)
-        self.motions: list[Motion] = list(CLASS_TABLE[: self.num_classes])
+        self.task = task
         self.classes: list[str] = [m.name for m in self.motions]
 
     def __len__(self) -> int:
         return self.num_samples
 
-    def label(self, index: int) -> int:
-        """Balanced labels: every class gets the same count, give or take one."""
-        return index % self.num_classes
+    def _class_ids(self, index: int) -> tuple[int, ...]:
+        """The motions of video ``index``: ``index % K`` first (balanced), for multilabel then
+        a different one that cycles through the others."""
+        k = self.num_classes
+        first = index % k
+        if self.task != "multilabel":
+            return (first,)
+        return (first, (first + 1 + (index // k) % (k - 1)) % k)
+
+    def count(self, index: int) -> int:
+        """Counting: the out-and-back cycles of video ``index`` (cycles through count_range)."""
+        low, high = self.count_range
+        return low + (index // self.num_classes) % (high - low + 1)
+
+    def label(self, index: int) -> int | float | np.ndarray:
+        """Classification: the class index; balanced, every class gets the same count, give or
+        take one. Multilabel: float32 multi-hot [K]. Counting: the cycle count as a float."""
+        if self.task == "counting":
+            return float(self.count(index))
+        ids = self._class_ids(index)
+        if self.task == "classification":
+            return ids[0]
+        vec_K = np.zeros(self.num_classes, np.float32)
+        vec_K[list(ids)] = 1.0
+        return vec_K
 
     def __getitem__(self, index: int) -> VideoSample:
         i = operator.index(index)
@@ -389,16 +515,26 @@ class MovingShapes:
             i += self.num_samples
         if not 0 <= i < self.num_samples:
             raise IndexError(f"moving_shapes index {index} out of range [0, {self.num_samples})")
-        label = self.label(i)
+        ids = self._class_ids(i)
         key = sample_key(self.seed, 0, i, stream=_KEY_STREAM)
         video = ShapesVideo(
-            self.motions[label], key, self.num_frames, self.size, self.fps, self.style
+            self.motions[ids[0]],
+            key,
+            self.num_frames,
+            self.size,
+            self.fps,
+            self.style,
+            repeats=self.count(i) if self.task == "counting" else 0,
+            others=[self.motions[j] for j in ids[1:]],
         )
-        return VideoSample(video=video, label=label, index=i, video_id=f"moving_shapes_{i:06d}")
+        return VideoSample(
+            video=video, label=self.label(i), index=i, video_id=f"moving_shapes_{i:06d}"
+        )
 
     def __repr__(self) -> str:
+        extra = f", task={self.task!r}" if self.task != "classification" else ""
         return (
             f"MovingShapes(num_samples={self.num_samples}, num_classes={self.num_classes}, "
             f"num_frames={self.num_frames}, size={self.size}, style={self.style!r}, "
-            f"seed={self.seed})"
+            f"seed={self.seed}{extra})"
         )

@@ -1,5 +1,6 @@
 """Downstream evaluation as a vssl plugin: heads, the ``supervised`` objective, the protocols
-(finetune, linear, knn) and their recipe fragments (``eval/*.yaml``)."""
+(finetune, linear, knn), their recipe fragments (``eval/*.yaml``) and the ``vssl severe``
+command (the SEVERE benchmark and its report)."""
 
 from pathlib import Path
 
@@ -20,3 +21,10 @@ def vssl_register_components(registry, plugin):
 @hookimpl
 def vssl_recipe_search_paths():
     return [Path(__file__).parent / "recipes"]
+
+
+@hookimpl
+def vssl_cli_commands():
+    from vssl_eval.severe import COMMAND
+
+    return [COMMAND]
