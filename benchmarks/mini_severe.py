@@ -1,0 +1,715 @@
+"""Mini SEVERE: does each method learn something that transfers? (CPU scale, embedded data)
+
+Every method's recipe (``recipes/<method>.yaml``) pretrains on the embedded synthetic data for the
+same compute budget, then each checkpoint is fine-tuned and linearly probed on the synthetic
+SEVERE miniature (``vssl severe CHECKPOINT --synthetic``: domain shift, sample size, action
+granularity, task shift), beside two references: a randomly initialised backbone (one per
+backbone the methods use) and supervised pretraining on the pretraining set's labels
+(``recipes/supervised.yaml``).
+
+The budget is a number of optimizer steps per method, calibrated once: each recipe runs a few
+steps alone on this machine, its steady-state steps/s (median over the logged windows) times the
+budget in seconds gives its step count, saved in ``OUT/calibration.json`` and reused on every
+rerun. So "10 minutes" means "the steps this method makes in 10 minutes alone here", the same
+compute for every method, and the runs stay deterministic whatever else shares the machine.
+
+Resumable: a finished pretraining or evaluation (its ``benchmark_done.json``) is skipped, an
+interrupted one continues (``resume=true``; ``vssl severe`` skips its finished settings), so
+the same command picks up where it stopped. Writes ``OUT/results.json`` (every number),
+``OUT/results.md`` (tables) and ``OUT/results.png`` (plot)::
+
+    python benchmarks/mini_severe.py --budget-minutes 10 --seeds 0 1 --jobs 2
+    python benchmarks/mini_severe.py --tiny       # the whole pipeline in seconds (a test)
+
+Shape legend: none (no tensors here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+try:
+    import vssl_core  # noqa: F401
+except ImportError:  # running from a checkout without `pip install -e .`
+    sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+
+from vssl_eval.severe import BY_KEY, Setting  # noqa: E402
+
+METHODS = ("rotation", "clip_order", "moco", "tubelet", "videomae", "sigma")
+SUPERVISED = "supervised"
+PROTOCOLS = ("finetune", "linear")
+FACTORS = ("domain", "samples", "actions", "tasks")
+SETTINGS = ("ssv2", "gym99", "ucf101_1k", "gym99_1k", "fx_s1", "ub_s1", "ucf_rc", "charades")
+GOAL_POINTS, GOAL_FACTORS = 5.0, 3  # beat random init by >= 5 points on >= 3 of the 4 factors
+# A linear probe of the recipes' fine-tuning settings: frozen backbone (BatchNorm in eval mode),
+# a new head trained with Adam at SEVERE's linear-eval lr (spec contrastive-and-severe §6.9).
+LINEAR = ("objective.freeze_backbone=true", "eval.protocol.name=linear", "optim.lr=0.01")
+# --tiny: every stage on a handful of videos, to test the pipeline, not to measure anything
+TINY_PRETRAIN = ("data.dataset.num_samples=64",)
+TINY_EVAL = ("data.dataset.num_samples=32", "eval.test_dataset.num_samples=16", "train.epochs=1")
+TINY_SETTINGS = ("ssv2", "ucf101_1k", "fx_s1", "ucf_rc")  # one per factor, counting included
+DONE = "benchmark_done.json"
+
+
+# ------------------------------------------------------------------------------ what runs
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One row of the table: a pretraining (``recipe``) or a random initialisation (``recipe``
+    None) of ``backbone``; ``baseline`` names the random arm it is compared with."""
+
+    name: str
+    recipe: Path | None
+    backbone: dict
+    baseline: str
+
+    @property
+    def pretrained(self) -> bool:
+        return self.recipe is not None
+
+
+def random_arm_name(backbone: dict, taken: Sequence[str]) -> str:
+    """``random_<backbone>`` (``random_cnn3d_small``), numbered when two specs share a name."""
+    name = f"random_{backbone['name']}"
+    return name if name not in taken else f"{name}_{len(taken) + 1}"
+
+
+def resolve_backbone(recipe: Path, overrides: Sequence[str], host) -> dict:
+    """The backbone spec a recipe trains (after the benchmark's overrides)."""
+    from vssl_core.config import load_config
+
+    return dict(load_config(recipe, list(overrides), host).data["backbone"])
+
+
+def make_arms(names: Sequence[str], recipes: Path, pretrain_overrides: Sequence[str], host):
+    """The pretrained arms in the order given, then one random arm per distinct backbone."""
+    arms: list[Arm] = []
+    randoms: list[tuple[dict, str]] = []
+    for name in names:
+        recipe = recipes / f"{name}.yaml"
+        if not recipe.is_file():
+            raise SystemExit(f"--methods {name}: no recipe {recipe}; choose from {METHODS}")
+        backbone = resolve_backbone(recipe, pretrain_overrides, host)
+        match = [r for b, r in randoms if b == backbone]
+        if not match:
+            match = [random_arm_name(backbone, [r for _, r in randoms])]
+            randoms.append((backbone, match[0]))
+        arms.append(Arm(name, recipe, backbone, match[0]))
+    return arms + [Arm(r, None, b, r) for b, r in randoms]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Pretraining steps per arm: ``budget_s`` x the arm's calibrated steps/s (at least
+    ``min_steps``), timed over ``calibrate_steps`` steps."""
+
+    budget_s: float
+    calibrate_steps: int
+    min_steps: int = 2
+
+
+# ------------------------------------------------------------------------------ running vssl
+
+
+@dataclass
+class Runner:
+    """Runs ``vssl`` commands: in this process (``--in-process``, one at a time) or as
+    subprocesses with ``threads`` torch threads each, logging to ``OUT/logs/<name>.log``."""
+
+    out: Path
+    threads: int
+    in_process: bool
+    env: dict = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str]) -> Callable[[], int | None]:
+        """Start ``vssl argv``; returns a poll function (None while it runs, then the exit code)."""
+        log_path = self.out / "logs" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(f"$ vssl {' '.join(argv)}\n")
+        if self.in_process:
+            code = self._run_here(argv, log_path)
+            return lambda: code
+        env = {**os.environ, **self.env, "OMP_NUM_THREADS": str(self.threads)}
+        with log_path.open("a") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vssl_core.cli", *argv],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+            )
+        return proc.poll
+
+    def _run_here(self, argv: list[str], log_path: Path) -> int:
+        import torch
+
+        from vssl_core.cli.main import main
+
+        torch.set_num_threads(self.threads)
+        with log_path.open("a") as log_file, contextlib.redirect_stdout(log_file):
+            try:
+                return main(argv)
+            except SystemExit as exc:  # argparse's usage errors
+                return exc.code if isinstance(exc.code, int) else 2
+
+
+@dataclass
+class Task:
+    """One vssl command of the benchmark; ``after`` must finish first; ``finish`` runs after a
+    successful exit (writes the done marker)."""
+
+    name: str
+    argv: Callable[[], list[str]]
+    after: tuple[str, ...] = ()
+    finish: Callable[[float], None] = lambda wall_s: None
+    status: str = "waiting"  # waiting | running | done | failed | skipped
+    wall_s: float = 0.0
+
+
+def run_tasks(tasks: list[Task], runner: Runner, jobs: int, say=print) -> None:
+    """Run ``tasks`` at most ``jobs`` at a time, in list order as their ``after`` allow; a task
+    after a failed one is skipped."""
+    by_name = {t.name: t for t in tasks}
+    running: dict[str, tuple[Callable[[], int | None], float]] = {}
+    while any(t.status in ("waiting", "running") for t in tasks):
+        for name, (poll, t0) in list(running.items()):
+            code = poll()
+            if code is None:
+                continue
+            task = by_name[name]
+            task.wall_s = time.perf_counter() - t0
+            task.status = "done" if code == 0 else "failed"
+            if code == 0:
+                task.finish(task.wall_s)
+            say(f"{task.status}: {name} ({task.wall_s:.0f} s)" + (f", exit {code}" if code else ""))
+            del running[name]
+        for task in tasks:
+            if task.status != "waiting" or len(running) >= jobs:
+                continue
+            before = [by_name[a].status for a in task.after if a in by_name]
+            if any(s in ("failed", "skipped") for s in before):
+                task.status = "skipped"
+                say(f"skipped: {task.name} (an earlier step failed)")
+            elif all(s == "done" for s in before):
+                say(f"start: {task.name}")
+                task.status = "running"
+                t0 = time.perf_counter()  # before start: in process, start runs the command
+                running[task.name] = (runner.start(task.name, task.argv()), t0)
+        if running:
+            time.sleep(0.2)
+
+
+# ------------------------------------------------------------------------------ calibration
+
+
+def steady_steps_per_s(metrics_jsonl: Path, global_batch: int) -> float:
+    """Median steps/s over the logged windows after the first (which includes start-up)."""
+    rows = [json.loads(line) for line in metrics_jsonl.read_text().splitlines() if line.strip()]
+    rates = [r["clips_per_s"] / global_batch for r in rows if "clips_per_s" in r]
+    if not rates:
+        raise SystemExit(f"{metrics_jsonl}: no clips_per_s logged; calibrate with more steps")
+    return statistics.median(rates[1:] or rates)
+
+
+def calibration_tasks(arms: list[Arm], args, pretrain_overrides: list[str]) -> list[Task]:
+    """One short timed run per pretraining recipe that ``calibration.json`` lacks."""
+    path = args.out / "calibration.json"
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    tasks = []
+    for arm in arms:
+        if not arm.pretrained or arm.name in known:
+            continue
+        n = args.budget.calibrate_steps
+        run = args.out / "calibrate" / arm.name
+        argv = [
+            "train",
+            str(arm.recipe),
+            *pretrain_overrides,
+            f"run.output_root={run.parent}",
+            f"run.name={arm.name}",
+            f"train.max_steps={n}",
+            f"log.every_steps={max(1, n // 4)}",
+            "checkpoint.every_steps=null",
+            "log.progress_bar=false",
+        ]
+
+        def finish(wall_s: float, arm=arm, run=run) -> None:
+            batch = int(_saved_recipe(run)["batch"]["global_size"])
+            rate = steady_steps_per_s(run / "metrics.jsonl", batch)
+            table = json.loads(path.read_text()) if path.is_file() else {}
+            table[arm.name] = {
+                "steps_per_s": rate,
+                "steps_timed": args.budget.calibrate_steps,
+                "threads": args.threads,
+                "wall_s": round(wall_s, 1),
+            }
+            path.write_text(json.dumps(table, indent=2) + "\n")
+
+        def fresh(argv=argv, run=run) -> list[str]:
+            shutil.rmtree(run, ignore_errors=True)  # a calibration is timed from its start
+            return argv
+
+        tasks.append(Task(f"calibrate-{arm.name}", fresh, finish=finish))
+    return tasks
+
+
+def _saved_recipe(run_dir: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((run_dir / "recipe.yaml").read_text())
+
+
+def budget_steps(arm: Arm, args) -> int:
+    """The arm's pretraining steps: budget x calibrated steps/s."""
+    budget: Budget = args.budget
+    table = json.loads((args.out / "calibration.json").read_text())
+    return max(budget.min_steps, int(budget.budget_s * table[arm.name]["steps_per_s"]))
+
+
+# ------------------------------------------------------------------------------ the plan
+
+
+def _done(run_dir: Path) -> dict | None:
+    path = run_dir / DONE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _mark_done(run_dir: Path, info: dict) -> Callable[[float], None]:
+    def finish(wall_s: float) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / DONE).write_text(json.dumps({**info(), "wall_s": round(wall_s, 1)}) + "\n")
+
+    return finish
+
+
+def pretrain_task(arm: Arm, seed: int, args, overrides: list[str]) -> Task | None:
+    run = args.out / "pretrain" / f"{arm.name}-s{seed}"
+    if _done(run):
+        return None
+
+    def argv() -> list[str]:
+        resume = ["resume=true"] if (run / "checkpoints" / "last.pt").is_file() else []
+        return [
+            "train",
+            str(arm.recipe),
+            *overrides,
+            f"run.output_root={run.parent}",
+            f"run.name={run.name}",
+            f"run.seed={seed}",
+            f"train.max_steps={budget_steps(arm, args)}",
+            "log.progress_bar=false",
+            *resume,
+        ]
+
+    after = (f"calibrate-{arm.name}",)
+    info = lambda: {"steps": budget_steps(arm, args)}  # noqa: E731
+    return Task(f"pretrain-{arm.name}-s{seed}", argv, after, _mark_done(run, info))
+
+
+def eval_task(arm: Arm, seed: int, protocol: str, args, settings: list[str]) -> Task | None:
+    run = args.out / "eval" / f"{arm.name}-s{seed}" / protocol
+    done = _done(run)
+    if done and set(settings) <= set(done["settings"]):
+        return None  # (with more settings asked for, vssl severe skips the finished ones)
+    ckpt = args.out / "pretrain" / f"{arm.name}-s{seed}" / "checkpoints" / "last.pt"
+    weights = [str(ckpt)] if arm.pretrained else ["none", "backbone=" + json.dumps(arm.backbone)]
+    argv = [
+        "severe",
+        "--synthetic",
+        "--settings",
+        ",".join(settings),
+        "--out",
+        str(run),
+        *weights,  # the checkpoint (or none), then overrides: argparse wants options first
+        f"run.seed={seed}",
+        "log.progress_bar=false",
+        *(LINEAR if protocol == "linear" else ()),
+        *args.eval_overrides,
+    ]
+    after = (f"pretrain-{arm.name}-s{seed}",) if arm.pretrained else ()
+    return Task(
+        f"eval-{arm.name}-s{seed}-{protocol}",
+        lambda: argv,
+        after,
+        _mark_done(
+            run, lambda: {"settings": sorted({*settings, *(done or {}).get("settings", [])})}
+        ),
+    )
+
+
+def plan_tasks(arms: list[Arm], args, pretrain_overrides: list[str]) -> list[Task]:
+    """Calibrations first (each alone), then seed by seed every pretraining and its evals, so
+    an interrupted benchmark has whole seeds to show."""
+    tasks = calibration_tasks(arms, args, pretrain_overrides)
+    for seed in args.seeds:
+        for arm in arms:
+            if arm.pretrained:
+                tasks.append(pretrain_task(arm, seed, args, pretrain_overrides))
+            for protocol in args.protocols:
+                tasks.append(eval_task(arm, seed, protocol, args, args.settings))
+    return [t for t in tasks if t is not None]
+
+
+# ------------------------------------------------------------------------------ results
+
+
+def points(setting: Setting, value: float) -> float:
+    """A metric as points where higher is better: % metrics as they are, a relative error (mae,
+    a fraction) as 100 x (1 - error), so a difference of points is an improvement."""
+    return value if setting.higher_is_better else 100.0 * (1.0 - value)
+
+
+def read_value(args, arm: str, seed: int, protocol: str, key: str) -> float | None:
+    path = args.out / "eval" / f"{arm}-s{seed}" / protocol / key / "metrics.json"
+    if not path.is_file():
+        return None
+    value = json.loads(path.read_text())["metrics"].get(BY_KEY[key].metric)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def mean_sd(values: list[float]) -> dict:
+    return {
+        "mean": statistics.fmean(values) if values else None,
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0 if values else None,
+        "n": len(values),
+        "values": values,
+    }
+
+
+def factor_gain(args, arm: Arm, seed: int, protocol: str, factor: str) -> float | None:
+    """Mean over the factor's settings of (arm - its random baseline) in points, one seed."""
+    gains = []
+    for key in args.settings:
+        setting = BY_KEY[key]
+        if setting.factor != factor:
+            continue
+        mine = read_value(args, arm.name, seed, protocol, key)
+        base = read_value(args, arm.baseline, seed, protocol, key)
+        if mine is None or base is None:
+            return None
+        gains.append(points(setting, mine) - points(setting, base))
+    return statistics.fmean(gains) if gains else None
+
+
+def summarize(arms: list[Arm], args) -> dict:
+    """Every number of the benchmark, as written to results.json."""
+    scores: dict = {}
+    factors: dict = {}
+    for protocol in args.protocols:
+        scores[protocol], factors[protocol] = {}, {}
+        for arm in arms:
+            scores[protocol][arm.name] = {
+                key: mean_sd(
+                    [
+                        v
+                        for s in args.seeds
+                        if (v := read_value(args, arm.name, s, protocol, key)) is not None
+                    ]
+                )
+                for key in args.settings
+            }
+            if arm.name == arm.baseline:
+                continue
+            per_factor = {}
+            for factor in FACTORS:
+                gains = [factor_gain(args, arm, s, protocol, factor) for s in args.seeds]
+                per_factor[factor] = mean_sd([g for g in gains if g is not None])
+            beaten = [f for f, g in per_factor.items() if g["n"] and g["mean"] >= GOAL_POINTS]
+            factors[protocol][arm.name] = {
+                "baseline": arm.baseline,
+                "gain": per_factor,
+                "factors_beaten": beaten,
+                "goal_met": len(beaten) >= GOAL_FACTORS,
+            }
+    return {"scores": scores, "factors": factors}
+
+
+def _cell(stat: dict, digits: int = 1) -> str:
+    if not stat["n"]:
+        return "–"
+    mean, sd = stat["mean"], stat["sd"]
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}" if stat["n"] > 1 else f"{mean:.{digits}f}"
+
+
+def markdown(arms: list[Arm], args, summary: dict, meta: dict) -> str:
+    """The tables of results.md: scores per protocol, then the gains over random init."""
+    seeds = ", ".join(map(str, args.seeds))
+    lines = [
+        f"Mean ± standard deviation over seeds {seeds}; budget {meta['budget']}; "
+        f"{meta['threads']} torch thread(s) per run; the runs' wall times summed: pretraining "
+        f"{meta['pretrain_min']:.0f} min, evaluation {meta['eval_min']:.0f} min.",
+    ]
+    for protocol in args.protocols:
+        head = [
+            f"{BY_KEY[k].key} ({BY_KEY[k].metric}{'' if BY_KEY[k].higher_is_better else ' ↓'})"
+            for k in args.settings
+        ]
+        lines += ["", f"**{protocol}**", "", "| arm | " + " | ".join(head) + " |"]
+        lines.append("|---" * (len(head) + 1) + "|")
+        for arm in arms:
+            row = summary["scores"][protocol][arm.name]
+            cells = [_cell(row[k], 1 if BY_KEY[k].higher_is_better else 3) for k in args.settings]
+            lines.append(f"| {arm.name} | " + " | ".join(cells) + " |")
+    for protocol in args.protocols:
+        lines += [
+            "",
+            f"**{protocol}: gain over random init, points** (mean over the factor's settings; "
+            f"counting as 100 x (1 - mae); goal >= {GOAL_POINTS:g} on >= {GOAL_FACTORS} factors)",
+            "",
+            "| arm | vs | " + " | ".join(FACTORS) + " | goal |",
+            "|---" * (len(FACTORS) + 3) + "|",
+        ]
+        for name, info in summary["factors"][protocol].items():
+            cells = [_cell(info["gain"][f]) for f in FACTORS]
+            met = "yes" if info["goal_met"] else "no"
+            lines.append(f"| {name} | {info['baseline']} | " + " | ".join(cells) + f" | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(arms: list[Arm], args, summary: dict, path: Path) -> None:
+    """Per protocol: each setting's score per arm (top), each factor's gain over random init
+    (bottom), error bars one standard deviation over seeds."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cols = len(args.protocols)
+    fig = Figure(figsize=(7 * cols, 8.5), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, cols, squeeze=False)
+    for c, protocol in enumerate(args.protocols):
+        top, bottom = axes[0][c], axes[1][c]
+        width = 0.8 / len(arms)
+        for i, arm in enumerate(arms):
+            row = summary["scores"][protocol][arm.name]
+            xs = [j + i * width for j in range(len(args.settings))]
+            ys = [points(BY_KEY[k], row[k]["mean"]) if row[k]["n"] else 0 for k in args.settings]
+            es = [
+                row[k]["sd"] * (1 if BY_KEY[k].higher_is_better else 100) if row[k]["n"] else 0
+                for k in args.settings
+            ]
+            top.bar(xs, ys, width, yerr=es, label=arm.name)
+        top.set_xticks([j + 0.4 - width / 2 for j in range(len(args.settings))], args.settings)
+        top.set_title(f"{protocol}: score (counting: 100 x (1 - mae))")
+        gained = list(summary["factors"][protocol].items())
+        width = 0.8 / max(len(gained), 1)
+        for i, (name, info) in enumerate(gained):
+            g = [info["gain"][f] for f in FACTORS]
+            xs = [j + i * width for j in range(len(FACTORS))]
+            bottom.bar(
+                xs, [s["mean"] or 0 for s in g], width, yerr=[s["sd"] or 0 for s in g], label=name
+            )
+        bottom.axhline(GOAL_POINTS, color="k", linestyle="--", linewidth=1)
+        bottom.axhline(0, color="k", linewidth=0.5)
+        bottom.set_xticks([j + 0.4 - width / 2 for j in range(len(FACTORS))], FACTORS)
+        bottom.set_title(f"{protocol}: gain over random init (points; dashed: goal)")
+        top.legend(fontsize=7, ncol=3)
+        bottom.legend(fontsize=7, ncol=3)
+    fig.savefig(path, dpi=110)
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=None,
+        help="pretraining budget per method, minutes of this machine (default 10; --tiny: 0.05)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=[*METHODS, SUPERVISED],
+        help="recipes to pretrain (random-init arms are added per backbone)",
+    )
+    p.add_argument(
+        "--settings",
+        default=None,
+        help=f"comma-separated SEVERE miniature settings (default all eight: {','.join(SETTINGS)})",
+    )
+    p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default runs/mini_severe, --tiny: runs/mini_severe_tiny)",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=1, help="runs at a time after calibration (subprocesses)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per run (default: all cores / jobs)",
+    )
+    p.add_argument("--calibrate-steps", type=int, default=40, help="steps of each calibration run")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run vssl in this process (needs --jobs 1; no start-up cost per run)",
+    )
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a smoke run of the whole pipeline on a handful of videos (in process)",
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="only (re)write the results from what OUT holds"
+    )
+    args = p.parse_args(argv)
+    if args.tiny:
+        args.in_process = True
+        args.settings = args.settings or ",".join(TINY_SETTINGS)
+        args.budget_minutes = 0.05 if args.budget_minutes is None else args.budget_minutes
+        args.calibrate_steps = min(args.calibrate_steps, 4)
+    if args.in_process and args.jobs != 1:
+        p.error("--in-process runs one command at a time: use --jobs 1")
+    args.budget_minutes = 10.0 if args.budget_minutes is None else args.budget_minutes
+    if args.budget_minutes <= 0 or args.jobs < 1 or args.calibrate_steps < 8 and not args.tiny:
+        p.error("--budget-minutes must be > 0, --jobs >= 1, --calibrate-steps >= 8")
+    args.settings = _settings(args.settings or ",".join(SETTINGS), p)
+    args.out = args.out or ROOT / "runs" / ("mini_severe_tiny" if args.tiny else "mini_severe")
+    args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    args.budget = Budget(args.budget_minutes * 60, args.calibrate_steps)
+    args.eval_overrides = list(TINY_EVAL if args.tiny else ())
+    return args
+
+
+def _settings(text: str, p: argparse.ArgumentParser) -> list[str]:
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in keys if k not in SETTINGS]
+    if bad:
+        p.error(f"--settings: unknown {', '.join(bad)}; choose from {','.join(SETTINGS)}")
+    return keys
+
+
+def _check_same_budget(args) -> None:
+    """A rerun must not change what finished runs measured: the budget is part of OUT."""
+    path = args.out / "benchmark.json"
+    want = {"budget_minutes": args.budget_minutes, "tiny": args.tiny}
+    if path.is_file():
+        have = json.loads(path.read_text())
+        if {k: have.get(k) for k in want} != want:
+            raise SystemExit(
+                f"{args.out} holds a benchmark with {have}, not {want}: give another --out "
+                "(or rerun with the same settings to continue it)"
+            )
+    args.out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(want) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from vssl_core.plugins import load_plugins
+
+    host = load_plugins()
+    pretrain_overrides = list(TINY_PRETRAIN if args.tiny else ())
+    arms = make_arms(args.methods, ROOT / "recipes", pretrain_overrides, host)
+    _check_same_budget(args)
+    t0 = time.perf_counter()
+    failed: list[str] = []
+    if not args.report_only:
+        runner = Runner(args.out, args.threads, args.in_process)
+        calib = calibration_tasks(arms, args, pretrain_overrides)
+        run_tasks(calib, runner, jobs=1)  # alone: their timings set the budget
+        rest = [
+            t
+            for t in plan_tasks(arms, args, pretrain_overrides)
+            if not t.name.startswith("calibrate-")
+        ]
+        run_tasks(rest, runner, args.jobs)
+        failed = [t.name for t in calib + rest if t.status in ("failed", "skipped")]
+    wall_min = (time.perf_counter() - t0) / 60
+    write_results(arms, args, wall_min, failed)
+    if failed:
+        print(f"not finished: {', '.join(failed)} (logs in {args.out / 'logs'}); rerun to retry")
+        return 1
+    return 0
+
+
+def _pretext_row(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in ("lr", "clips_per_s", "data_wait")}
+
+
+def pretext_curves(arms: list[Arm], args) -> dict:
+    """Per pretraining run, its first and last logged loss and metrics (did the pretext task
+    learn at all? A method that does not transfer may simply not have trained)."""
+    curves = {}
+    for arm in arms:
+        for seed in args.seeds:
+            path = args.out / "pretrain" / f"{arm.name}-s{seed}" / "metrics.jsonl"
+            if not arm.pretrained or not path.is_file():
+                continue
+            rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+            rows = [_pretext_row(r) for r in rows if "loss" in r]
+            if rows:
+                curves[f"{arm.name}-s{seed}"] = {"first": rows[0], "last": rows[-1]}
+    return curves
+
+
+def write_results(arms: list[Arm], args, wall_min: float, failed: list[str]) -> None:
+    calibration_path = args.out / "calibration.json"
+    calibration = json.loads(calibration_path.read_text()) if calibration_path.is_file() else {}
+    steps = {a.name: budget_steps(a, args) for a in arms if a.pretrained and a.name in calibration}
+    wall = {}
+    for path in sorted(args.out.glob("*/**/" + DONE)):
+        wall[str(path.parent.relative_to(args.out))] = json.loads(path.read_text())["wall_s"]
+    threads = sorted({c["threads"] for c in calibration.values()}) or [args.threads]
+    meta = {
+        "budget": f"{args.budget_minutes:g} min per pretraining (calibration.json)",
+        "threads": "/".join(map(str, threads)),
+        "pretrain_min": sum(v for k, v in wall.items() if k.startswith("pretrain")) / 60,
+        "eval_min": sum(v for k, v in wall.items() if k.startswith("eval")) / 60,
+    }
+    summary = summarize(arms, args)
+    results = {
+        "pretext": pretext_curves(arms, args),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "budget_minutes": args.budget_minutes,
+        "pretrain_steps": steps,
+        "calibration": calibration,
+        "seeds": args.seeds,
+        "settings": {
+            k: {"factor": BY_KEY[k].factor, "metric": BY_KEY[k].metric} for k in args.settings
+        },
+        "arms": {
+            a.name: {
+                "recipe": str(a.recipe) if a.recipe else None,
+                "backbone": a.backbone,
+                "baseline": a.baseline,
+            }
+            for a in arms
+        },
+        "wall_s": wall,
+        "wall_min_this_call": round(wall_min, 2),
+        "not_finished": failed,
+        **summary,
+    }
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.md").write_text(markdown(arms, args, summary, meta))
+    plot(arms, args, summary, args.out / "results.png")
+    print(
+        f"results: {args.out / 'results.md'}, {args.out / 'results.json'}, {args.out / 'results.png'}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""benchmarks/mini_severe.py: the whole pipeline runs end to end and resumes; budgets, arms,
+gains over random init and the goal verdict are computed as documented."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mini_severe.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    key = "vssl_bench_mini_severe"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+def _metrics(out: Path, arm: str, seed: int, protocol: str, setting: str, **metrics) -> None:
+    path = out / "eval" / f"{arm}-s{seed}" / protocol / setting / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"metrics": metrics}))
+
+
+def _args(bench, out: Path, *extra: str):
+    return bench.parse_args(["--out", str(out), *extra])
+
+
+@pytest.mark.slow
+def test_tiny_runs_every_stage_writes_the_results_and_a_rerun_skips_finished_runs(bench, tmp_path):
+    out = tmp_path / "mini"
+    argv = ["--tiny", "--methods", "rotation", "--settings", "ucf101_1k,ucf_rc", "--out", str(out)]
+    assert bench.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["arms"]) == ["rotation", "random_cnn3d_small"]
+    assert results["arms"]["rotation"]["baseline"] == "random_cnn3d_small"
+    assert results["pretrain_steps"]["rotation"] >= 2
+    assert results["calibration"]["rotation"]["steps_per_s"] > 0
+    for protocol in ("finetune", "linear"):
+        for arm in ("rotation", "random_cnn3d_small"):
+            for setting in ("ucf101_1k", "ucf_rc"):
+                stat = results["scores"][protocol][arm][setting]
+                assert stat["n"] == 2 and stat["mean"] is not None, (protocol, arm, setting)
+        gains = results["factors"][protocol]["rotation"]["gain"]
+        assert gains["samples"]["n"] == 2 and gains["tasks"]["n"] == 2
+        assert gains["domain"]["n"] == 0  # no domain-shift setting was run
+    table = (out / "results.md").read_text()
+    assert "| rotation | random_cnn3d_small |" in table and "ucf_rc (mae ↓)" in table
+    assert (out / "results.png").stat().st_size > 10_000
+    done = sorted(out.glob("*/**/benchmark_done.json"))
+    assert len(done) == 2 + 2 * 2 * 2  # 2 pretrainings; 2 arms x 2 seeds x 2 protocols
+    stamps = [p.stat().st_mtime_ns for p in done]
+    assert bench.main(argv) == 0
+    assert [p.stat().st_mtime_ns for p in done] == stamps  # nothing ran again
+
+
+def test_points_turn_an_error_into_a_higher_is_better_score(bench):
+    assert bench.points(bench.BY_KEY["ucf101_1k"], 42.0) == 42.0
+    assert bench.points(bench.BY_KEY["ucf_rc"], 0.25) == 75.0
+
+
+def test_gain_is_the_mean_over_the_factors_settings_and_the_goal_needs_three_factors(
+    bench, tmp_path
+):
+    args = _args(bench, tmp_path, "--seeds", "0", "1")
+    arms = [
+        bench.Arm("rotation", Path("r.yaml"), {}, "random"),
+        bench.Arm("random", None, {}, "random"),
+    ]
+    for seed in (0, 1):
+        for key in bench.SETTINGS:
+            setting = bench.BY_KEY[key]
+            base = 0.5 if not setting.higher_is_better else 20.0
+            _metrics(tmp_path, "random", seed, "finetune", key, **{setting.metric: base})
+            if setting.factor == "tasks":  # counting 0.1 better (10 points), charades 2 worse
+                mine = 0.4 if not setting.higher_is_better else 18.0
+            elif setting.factor == "actions":
+                mine = 24.0 + seed  # 4 and 5 points: mean 4.5, below the goal
+            else:
+                mine = 30.0 + 2 * seed  # 10 and 12 points
+            _metrics(tmp_path, "rotation", seed, "finetune", key, **{setting.metric: mine})
+    args.protocols = ["finetune"]
+    summary = bench.summarize(arms, args)
+    info = summary["factors"]["finetune"]["rotation"]
+    assert info["gain"]["domain"]["mean"] == pytest.approx(11.0)
+    assert info["gain"]["domain"]["values"] == pytest.approx([10.0, 12.0])
+    assert info["gain"]["tasks"]["mean"] == pytest.approx(4.0)  # (10 - 2) / 2
+    assert info["gain"]["actions"]["mean"] == pytest.approx(4.5)
+    assert info["factors_beaten"] == ["domain", "samples"]
+    assert info["goal_met"] is False
+    assert summary["scores"]["finetune"]["random"]["ucf_rc"]["mean"] == 0.5
+    assert "random" not in summary["factors"]["finetune"]  # a baseline has no gain over itself
+
+
+def test_a_missing_result_leaves_the_factor_unscored_instead_of_guessing(bench, tmp_path):
+    args = _args(bench, tmp_path, "--seeds", "0", "--settings", "ssv2,gym99")
+    arm = bench.Arm("moco", Path("m.yaml"), {}, "random")
+    _metrics(tmp_path, "moco", 0, "finetune", "ssv2", top1=50.0)
+    _metrics(tmp_path, "random", 0, "finetune", "ssv2", top1=40.0)
+    _metrics(tmp_path, "moco", 0, "finetune", "gym99", top1=50.0)  # random's gym99 missing
+    assert bench.factor_gain(args, arm, 0, "finetune", "domain") is None
+    _metrics(tmp_path, "random", 0, "finetune", "gym99", top1=30.0)
+    assert bench.factor_gain(args, arm, 0, "finetune", "domain") == pytest.approx(15.0)
+
+
+def test_steady_rate_is_the_median_after_the_start_up_window(bench, tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"step": 10, "clips_per_s": 16.0}, {"step": 20, "clips_per_s": 64.0}]
+    rows += [{"step": 30, "clips_per_s": 80.0}, {"step": 40, "clips_per_s": 48.0}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert bench.steady_steps_per_s(path, global_batch=16) == pytest.approx(4.0)
+
+
+def test_budget_steps_are_minutes_times_the_calibrated_rate(bench, tmp_path):
+    args = _args(bench, tmp_path, "--budget-minutes", "2")
+    (tmp_path / "calibration.json").write_text(json.dumps({"moco": {"steps_per_s": 1.5}}))
+    arm = bench.Arm("moco", Path("m.yaml"), {}, "random")
+    assert bench.budget_steps(arm, args) == 180
+
+
+def test_random_arms_one_per_distinct_backbone(bench, host):
+    recipes = bench.ROOT / "recipes"
+    arms = bench.make_arms(["rotation", "videomae", "moco", "sigma"], recipes, [], host)
+    names = [a.name for a in arms]
+    assert names[:4] == ["rotation", "videomae", "moco", "sigma"]
+    assert names[4:] == ["random_cnn3d_small", "random_vit_tiny"]
+    by = {a.name: a for a in arms}
+    assert by["moco"].baseline == "random_cnn3d_small"
+    assert by["sigma"].baseline == "random_vit_tiny"
+    assert by["random_vit_tiny"].backbone == by["videomae"].backbone
+    assert not by["random_vit_tiny"].pretrained and by["rotation"].pretrained
+
+
+def test_finished_runs_are_skipped_and_interrupted_ones_resume(bench, tmp_path):
+    args = _args(bench, tmp_path, "--budget-minutes", "1")
+    (tmp_path / "calibration.json").write_text(json.dumps({"rotation": {"steps_per_s": 2.0}}))
+    arm = bench.Arm("rotation", Path("recipes/rotation.yaml"), {}, "random")
+    run = tmp_path / "pretrain" / "rotation-s0"
+    task = bench.pretrain_task(arm, 0, args, [])
+    assert "train.max_steps=120" in task.argv() and "resume=true" not in task.argv()
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"")
+    assert "resume=true" in task.argv()
+    task.finish(12.0)
+    assert json.loads((run / "benchmark_done.json").read_text()) == {"steps": 120, "wall_s": 12.0}
+    assert bench.pretrain_task(arm, 0, args, []) is None
+
+
+def test_linear_protocol_and_random_init_reach_vssl_severe(bench, tmp_path):
+    args = _args(bench, tmp_path, "--settings", "ssv2,ucf_rc")
+    arm = bench.Arm("random", None, {"name": "cnn3d_small", "width": 8}, "random")
+    argv = bench.eval_task(arm, 1, "linear", args, args.settings).argv()
+    assert argv[:6] == [
+        "severe",
+        "--synthetic",
+        "--settings",
+        "ssv2,ucf_rc",
+        "--out",
+        str(tmp_path / "eval" / "random-s1" / "linear"),
+    ]
+    assert argv[6] == "none" and json.loads(argv[7].split("=", 1)[1])["width"] == 8
+    assert "run.seed=1" in argv and "objective.freeze_backbone=true" in argv
+    assert "eval.protocol.name=linear" in argv
+
+
+def test_a_rerun_with_another_budget_is_refused(bench, tmp_path):
+    bench._check_same_budget(_args(bench, tmp_path, "--budget-minutes", "3"))
+    with pytest.raises(SystemExit, match="another --out"):
+        bench._check_same_budget(_args(bench, tmp_path, "--budget-minutes", "4"))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--in-process", "--jobs", "2"], "--jobs 1"),
+        (["--settings", "ssv2,kinetics"], "unknown kinetics"),
+        (["--budget-minutes", "0"], "must be > 0"),
+    ],
+)
+def test_bad_arguments_are_refused_with_the_fix(bench, argv, message, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_an_evaluation_reruns_only_for_settings_it_has_not_run(bench, tmp_path):
+    args = _args(bench, tmp_path, "--settings", "ssv2,ucf_rc")
+    arm = bench.Arm("random", None, {"name": "cnn3d_small"}, "random")
+    task = bench.eval_task(arm, 0, "finetune", args, ["ssv2", "ucf_rc"])
+    task.finish(30.0)
+    assert bench.eval_task(arm, 0, "finetune", args, ["ucf_rc"]) is None
+    more = bench.eval_task(arm, 0, "finetune", args, ["ssv2", "ucf_rc", "charades"])
+    assert "ssv2,ucf_rc,charades" in more.argv()
+    more.finish(10.0)
+    done = json.loads(
+        (tmp_path / "eval" / "random-s0" / "finetune" / "benchmark_done.json").read_text()
+    )
+    assert done["settings"] == ["charades", "ssv2", "ucf_rc"]
