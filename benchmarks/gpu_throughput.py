@@ -19,9 +19,9 @@ fused optimizer kernels vs the foreach path, torch.compile of the objective, cha
 memory format (weights and clips) for the CNNs. The "default" knobs are the trainer's on a GPU.
 
 FLOPs and MFU, precisely: fvcore counts the objective's forward at batch 2 (everything the step
-computes: patch embedding of all tokens, the encoder on the visible tokens, the decoder on all
-tokens, heads, and no-grad branches such as targets, MoCo's key encoder or SIGMA's teacher), one
-multiply-add = 1 "flop" in fvcore's unit. An SDPA handle is added (fvcore has none).
+computes: patch embedding (vssl: of the visible tubelets only), the encoder on the visible
+tokens, the decoder on all tokens, heads, and no-grad branches such as targets, MoCo's key
+encoder or SIGMA's teacher), one multiply-add = 1 "flop" in fvcore's unit. An SDPA handle is added (fvcore has none).
 Model FLOPs per clip = 2 x fvcore count (a multiply-add is 2 FLOPs, the hardware's unit) x 3
 (backward = 2 x forward). MFU = clips/s x model FLOPs per clip / dense bf16 peak of the device
 (H100 SXM 989.4e12, H100 PCIe 756e12, H200 989.4e12, A100 312e12; --peak-tflops otherwise). For
@@ -31,6 +31,7 @@ also reports the FLOPs torch's FlopCounterMode measures over one real forward+ba
     python benchmarks/gpu_throughput.py                      # every row, ~5-8 min on an H100
     python benchmarks/gpu_throughput.py --rows videomae      # rows whose workload matches
     python benchmarks/gpu_throughput.py --tiny               # CPU smoke run (tests use it)
+    python benchmarks/gpu_throughput.py --profile videomae_vit_b   # + where a step's time goes
 """
 
 from __future__ import annotations
@@ -189,21 +190,23 @@ class Knobs:
 
 
 DEFAULT = Knobs()
+# Every workload's default row first, so a run cut short by --budget-s still has the comparison
+# that matters (vssl vs transformers) and a number for each method; then the knob rows.
 ROWS: tuple[tuple[str, Knobs], ...] = (
     ("videomae_vit_b", DEFAULT),
+    ("hf_videomae_vit_b", DEFAULT),
+    ("videomae_vit_b", Knobs(compile=True)),
+    ("sigma_mlp_vit_b", DEFAULT),
+    ("sigma_dino_vit_b", DEFAULT),
+    ("moco_r2plus1d_18", DEFAULT),
+    ("tubelet_r2plus1d_18", DEFAULT),
     ("videomae_vit_b", Knobs(bf16=False)),
     ("videomae_vit_b", Knobs(bf16=True)),
     ("videomae_vit_b", Knobs(attention="math")),
     ("videomae_vit_b", Knobs(fused=False)),
-    ("videomae_vit_b", Knobs(compile=True)),
-    ("hf_videomae_vit_b", DEFAULT),
-    ("sigma_mlp_vit_b", DEFAULT),
-    ("sigma_dino_vit_b", DEFAULT),
-    ("moco_r2plus1d_18", DEFAULT),
     ("moco_r2plus1d_18", Knobs(channels_last=True)),
     ("moco_r2plus1d_18", Knobs(fused=True)),
     ("moco_r2plus1d_18", Knobs(compile=True, channels_last=True)),
-    ("tubelet_r2plus1d_18", DEFAULT),
     ("tubelet_r2plus1d_18", Knobs(channels_last=True)),
 )
 
@@ -548,8 +551,13 @@ class Report:
 
 def selected_rows(args) -> list[tuple[str, Knobs]]:
     rows = [(w, k) for w, k in ROWS if not args.rows or any(s in w for s in args.rows)]
+    rows = [(w, k) for w, k in rows if not args.labels or k.label() in args.labels]
     if not rows:
-        raise SystemExit(f"--rows {args.rows} matches no workload of {sorted(WORKLOADS)}")
+        labels = sorted({k.label() for _, k in ROWS})
+        raise SystemExit(
+            f"--rows {args.rows} --labels {args.labels} match no row; workloads "
+            f"{sorted(WORKLOADS)}, labels {labels}"
+        )
     return rows
 
 
@@ -596,6 +604,37 @@ def run_row(workload, knobs, device, host, args, start_batch, flops, peak) -> di
     return row
 
 
+def profile_workload(name: str, batch: int, device, host, args) -> Path:
+    """Where the time of one step goes: torch.profiler over 3 steps after warmup, the kernels
+    (or CPU ops) with the most self time, written beside the JSON."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    sort_by = "self_cpu_time_total"
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+        sort_by = "self_device_time_total"
+    run = TrainRun(WORKLOADS[name], DEFAULT, device, batch, host, args.tiny)
+    for _ in range(max(args.warmup, 1)):
+        run.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    steps = 1 if args.tiny else 3
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            run.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    table = prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=70)
+    json_path = Path(args.json)
+    path = json_path.with_name(f"{json_path.stem}_profile_{name}.txt")
+    head = f"{name}, default knobs, batch {batch}, {steps} steps on {describe_device(device)}\n"
+    path.write_text(head + table + "\n")
+    del run
+    free_device_memory(device)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
@@ -623,6 +662,11 @@ def main(argv: list[str] | None = None) -> int:
     add_comparisons(report.rows)
     report.write(Path(args.json))
     print(markdown(report))
+    for name in args.profile or ():
+        if name not in batches:
+            print(f"profile {name}: no default row measured, nothing to profile", flush=True)
+            continue
+        print(f"profile of {name}: {profile_workload(name, batches[name], device, host, args)}")
     return 0
 
 
@@ -725,6 +769,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help="CPU-sized models (a smoke run)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even with a GPU")
     parser.add_argument("--rows", nargs="+", help="only workloads whose name contains one of these")
+    parser.add_argument(
+        "--labels", nargs="+", help="only rows with these knob labels ('default', 'compile', ...)"
+    )
     parser.add_argument("--batch", type=int, help="fixed batch (no search)")
     parser.add_argument("--max-batch", type=int, help="cap of the batch search (default 512)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps (compile included)")
@@ -733,6 +780,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpu-compile", action="store_true", help="also torch.compile on a CPU")
     parser.add_argument("--budget-s", type=float, default=480.0, help="skip rows after this")
     parser.add_argument("--json", default="gpu_throughput.json", help="results file")
+    parser.add_argument(
+        "--profile",
+        nargs="+",
+        choices=sorted(WORKLOADS),
+        help="after the rows, profile these workloads' default steps (JSON_profile_NAME.txt)",
+    )
     args = parser.parse_args(argv)
     if args.tiny:
         args.warmup, args.steps = min(args.warmup, 1), min(args.steps, 2)

@@ -82,6 +82,7 @@ class TrainSection:
     grad_clip: float | None = None  # max global gradient norm
     nonfinite_loss: Literal["error", "skip"] = "error"  # skip: drop that update and go on
     find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step
+    compile: bool = False  # torch.compile the objective's forward (minutes of compiling first)
 
 
 @dataclass

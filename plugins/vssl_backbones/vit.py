@@ -12,25 +12,40 @@ T' = T / tubelet, H' = H / patch, W' = W / patch), V visible tokens, D width.
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
 from vssl_core.interfaces import Backbone
-from vssl_core.nn import LN_EPS, Block, init_vit_weights, sinusoid_table
+from vssl_core.nn import LN_EPS, Block, cut_tubelets, init_vit_weights, sinusoid_table
 from vssl_core.registry import component
 
 
 class PatchEmbed3D(nn.Module):
-    """Non-overlapping tubelets -> tokens: one Conv3d with kernel = stride = (tubelet, p, p)."""
+    """Non-overlapping tubelets -> tokens: a Conv3d with kernel = stride = (tubelet, p, p).
+
+    The forward is the same map as one matmul over flattened tubelets, with the Conv3d's own
+    weights (so checkpoints are unchanged). cuDNN's bf16 3-D convolution took 23% of a VideoMAE
+    ViT-B step on an H200 (docs/performance.md); the matmul is a few percent, and with a token
+    index it embeds only the visible tubelets. All tokens on a CPU still go through the conv,
+    which oneDNN runs faster than the tubelet copy plus matmul.
+    """
 
     def __init__(self, embed_dim: int, patch_size: int, tubelet_size: int, in_chans: int = 3):
         super().__init__()
         size = (tubelet_size, patch_size, patch_size)
         self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=size, stride=size)
 
-    def forward(self, clip_BCTHW: torch.Tensor) -> torch.Tensor:
-        # (B, D, T', H', W') flattened over (t, h, w): token n = t*H'*W' + h*W' + w
-        return self.proj(clip_BCTHW).flatten(2).transpose(1, 2)
+    def forward(
+        self, clip_BCTHW: torch.Tensor, index_BV: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Tokens [B, N, D] in (t, h, w) order (token n = t*H'*W' + h*W' + w), or [B, V, D] for
+        the tokens ``index_BV``."""
+        if index_BV is None and clip_BCTHW.device.type == "cpu":  # oneDNN's conv beats the
+            return self.proj(clip_BCTHW).flatten(2).transpose(1, 2)  # tubelet copy on CPUs
+        tubelet, patch, _ = self.proj.kernel_size
+        rows = cut_tubelets(clip_BCTHW, tubelet, patch, index_BV, channels_first=True)
+        return F.linear(rows, self.proj.weight.flatten(1), self.proj.bias)
 
 
 def _check_divisible(what: str, size: int, by: int, by_name: str) -> None:
@@ -118,9 +133,11 @@ class VisionTransformer3D(Backbone):
         """Normed tokens [B, N, D] (un-normed without ``final_norm``), or [B, V, D] for the visible tokens (ascending index) when a
         boolean ``mask_BN`` (True = masked, the same count in every row) is given."""
         self._check_clip(clip_BCTHW)
-        tokens_BND = self.patch_embed(clip_BCTHW) + self.pos_embed
-        if mask_BN is not None:
-            tokens_BND = _keep_visible(tokens_BND, mask_BN)
+        if mask_BN is None:
+            tokens_BND = self.patch_embed(clip_BCTHW) + self.pos_embed
+        else:  # embed the visible tubelets only
+            index_BV = _visible_index(mask_BN, clip_BCTHW.shape[0], self.num_tokens)
+            tokens_BND = self.patch_embed(clip_BCTHW, index_BV) + self.pos_embed[0][index_BV]
         for block in self.blocks:
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 tokens_BND = torch.utils.checkpoint.checkpoint(
@@ -135,9 +152,8 @@ class VisionTransformer3D(Backbone):
         return self.forward_features(clip_BCTHW).mean(dim=1)
 
 
-def _keep_visible(tokens_BND: torch.Tensor, mask_BN: torch.Tensor) -> torch.Tensor:
-    """The unmasked tokens of each row in ascending index order, [B, V, D]."""
-    B, N, D = tokens_BND.shape
+def _visible_index(mask_BN: torch.Tensor, B: int, N: int) -> torch.Tensor:
+    """The unmasked token indices of each row in ascending order, [B, V]."""
     if mask_BN.dtype != torch.bool or tuple(mask_BN.shape) != (B, N):
         raise ValueError(
             f"token mask must be bool of shape [B, N] = [{B}, {N}], got "
@@ -151,9 +167,7 @@ def _keep_visible(tokens_BND: torch.Tensor, mask_BN: torch.Tensor) -> torch.Tens
             "the same number (tube masking does)"
         )
     # a stable sort of the mask puts unmasked positions first, each group in ascending order
-    order_BN = torch.argsort(mask_BN.to(torch.uint8), dim=1, stable=True)
-    index_BVD = order_BN[:, :lo, None].expand(B, lo, D)
-    return tokens_BND.gather(1, index_BVD)
+    return torch.argsort(mask_BN.to(torch.uint8), dim=1, stable=True)[:, :lo]
 
 
 _SIZES: dict[str, tuple[int, int, int]] = {  # name: (width, depth, heads)

@@ -199,15 +199,15 @@ class Sigma(Objective):
                     self.teacher, clip_BCTHW, self.tubelet_size, self.normalize_target
                 )
                 return gather_tokens(features_BNF, masked_BM)
-            pixels_BNP = patchify_target(
+            pixels_BMP = patchify_target(
                 clip_BCTHW,
                 self.tubelet_size,
                 self.patch_size,
                 self._views.mean,
                 self._views.std,
                 normalize=self.normalize_target,
-            )
-            pixels_BMP = gather_tokens(pixels_BNP, masked_BM).to(clip_BCTHW.dtype)
+                index_BK=masked_BM,
+            ).to(clip_BCTHW.dtype)
         return self.head(pixels_BMP)  # phi is per token: masked tokens only, as the official
 
 

@@ -28,7 +28,6 @@ from vssl_core.nn import (
     MaskedDecoder,
     decoder_input,
     default_decoder_heads,
-    gather_tokens,
     masked_per_slot,
     order_visible_first,
     patchify_target,
@@ -118,20 +117,20 @@ class VideoMAE(Objective):
         B = clip_BCTHW.shape[0]
         assert batch.keys.shape == (B,), f"keys {list(batch.keys.shape)} for a batch of {B}"
         mask_BN = tube_mask(batch.keys.to(clip_BCTHW.device), self.grid_size, self.mask_ratio)
-        with torch.no_grad():
-            target_BNP = patchify_target(
+        order_BN = order_visible_first(mask_BN)
+        with torch.no_grad():  # the masked tubelets' targets, in ascending token order
+            target_BMP = patchify_target(
                 clip_BCTHW,
                 self.tubelet_size,
                 self.patch_size,
                 self._views.mean,
                 self._views.std,
                 normalize=self.normalize_target,
+                index_BK=order_BN[:, -self.num_masked :],
             )
 
         visible_BVD = self.backbone.forward_features(clip_BCTHW, mask_BN=mask_BN)
-        order_BN = order_visible_first(mask_BN)
         pred_BMP = self.decode(self.encoder_to_decoder(visible_BVD), order_BN)
-        target_BMP = gather_tokens(target_BNP, order_BN[:, -self.num_masked :])
         assert pred_BMP.shape == target_BMP.shape, (
             f"decoder output {list(pred_BMP.shape)} vs target {list(target_BMP.shape)}"
         )

@@ -215,6 +215,8 @@ class Trainer:
                 device_ids=[self.dist.device.index] if self.dist.device.type == "cuda" else None,
                 find_unused_parameters=tr.find_unused_parameters,
             )
+        if tr.compile:  # after DDP, so its bucketing sees the compiled graph's gradients
+            self.ddp = torch.compile(self.ddp)
         self._write_run_files(warmup_steps)
         self.ctx = RunContext(
             recipe=cfg.data,

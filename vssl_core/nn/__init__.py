@@ -16,6 +16,7 @@ from vssl_core.nn.contrastive import (
 )
 from vssl_core.nn.masked_modeling import (
     MaskedDecoder,
+    cut_tubelets,
     decoder_input,
     default_decoder_heads,
     gather_tokens,
@@ -57,6 +58,7 @@ __all__ = [
     "masked_per_slot",
     "momentum_update_",
     "order_visible_first",
+    "cut_tubelets",
     "patchify_target",
     "shuffled_forward",
     "sinusoid_table",

@@ -73,6 +73,36 @@ def gather_tokens(x_BNX: torch.Tensor, index_BK: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------- pixel target
 
 
+def cut_tubelets(
+    clip_BCTHW: torch.Tensor,
+    tubelet_size: int,
+    patch_size: int,
+    index_BK: torch.Tensor | None = None,
+    channels_first: bool = False,
+) -> torch.Tensor:
+    """The clip's tubelets as rows [B, K, tubelet * patch^2 * C]: all N in (t, h, w) order, or
+    only the tokens ``index_BK``. Pixels within a row are ordered (time, row, col, channel), or
+    (channel, time, row, col) when ``channels_first`` (the layout of a Conv3d weight).
+
+    With an index, only the chosen tubelets are copied: a masked model never moves the pixels
+    it does not use.
+    """
+    B, C, T, H, W = clip_BCTHW.shape
+    if T % tubelet_size or H % patch_size or W % patch_size:
+        raise ValueError(
+            f"clip {list(clip_BCTHW.shape)} does not tile into {tubelet_size}x{patch_size}x"
+            f"{patch_size} tubelets"
+        )
+    t, h, w = T // tubelet_size, H // patch_size, W // patch_size
+    x = clip_BCTHW.reshape(B, C, t, tubelet_size, h, patch_size, w, patch_size)
+    x = x.permute((0, 2, 4, 6, 1, 3, 5, 7) if channels_first else (0, 2, 4, 6, 3, 5, 7, 1))
+    if index_BK is None:
+        return x.reshape(B, t * h * w, -1)
+    b_B1 = torch.arange(B, device=clip_BCTHW.device).unsqueeze(1)
+    rows = x[b_B1, index_BK // (h * w), index_BK // w % h, index_BK % w]  # [B, K, pixel dims]
+    return rows.reshape(B, index_BK.shape[1], -1)
+
+
 def patchify_target(
     clip_BCTHW: torch.Tensor,
     tubelet_size: int,
@@ -80,43 +110,36 @@ def patchify_target(
     mean: Sequence[float],
     std: Sequence[float],
     normalize: bool = True,
+    index_BK: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Normalized-pixel target [B, N, P] of a normalized clip; raw [0, 1] pixels in the same
-    layout when ``normalize`` is False. Index within a token: ((p0 * patch + p1) * patch + p2) *
-    C + c.
+    """Normalized-pixel target [B, N, P] of a normalized clip ([B, K, P] for the tokens
+    ``index_BK``); raw [0, 1] pixels in the same layout when ``normalize`` is False. Index within
+    a token: ((p0 * patch + p1) * patch + p2) * C + c.
 
-    The clip is un-normalized to [0, 1], cut into tubelets with pixel order (time in tubelet,
-    row, col), each tubelet standardized per colour channel over its pixels (unbiased variance,
-    eps added to the std), then flattened with the channel fastest. Unlike image MAE the
-    statistics are per channel, so a per-channel affine colour change leaves the target unchanged.
+    The official recipe un-normalizes the clip to [0, 1], cuts it into tubelets with pixel order
+    (time in tubelet, row, col), standardizes each tubelet per colour channel over its pixels
+    (unbiased variance, eps added to the std) and flattens with the channel fastest. Unlike image
+    MAE the statistics are per channel, so a per-channel affine colour change leaves the target
+    unchanged; that is also why the un-normalization is skipped here: standardizing
+    ``x * std_c + mean_c`` with eps equals standardizing ``x`` with eps / std_c.
     """
-    B, C, T, H, W = clip_BCTHW.shape
+    B, C = clip_BCTHW.shape[:2]
     if len(mean) != C or len(std) != C:
         raise ValueError(f"mean/std need {C} values (one per channel), got {mean}, {std}")
-    if T % tubelet_size or H % patch_size or W % patch_size:
-        raise ValueError(
-            f"clip {list(clip_BCTHW.shape)} does not tile into {tubelet_size}x{patch_size}x"
-            f"{patch_size} tubelets"
-        )
     dtype = torch.promote_types(clip_BCTHW.dtype, torch.float32)  # statistics in >= float32
-    mean_C111 = torch.tensor(mean, dtype=dtype, device=clip_BCTHW.device).view(C, 1, 1, 1)
-    std_C111 = torch.tensor(std, dtype=dtype, device=clip_BCTHW.device).view(C, 1, 1, 1)
-    pixels_BCTHW = clip_BCTHW.to(dtype) * std_C111 + mean_C111
-
-    t, h, w = T // tubelet_size, H // patch_size, W // patch_size
-    q = tubelet_size * patch_size * patch_size
-    x = pixels_BCTHW.reshape(B, C, t, tubelet_size, h, patch_size, w, patch_size)
-    # -> (B, t, h, w, p0, p1, p2, C): tokens in (t, h, w) order, pixels (p0, p1, p2), C last
-    tubelets_BNQC = x.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(B, t * h * w, q, C)
-    if normalize:
-        # Shift by each tubelet's first pixel first: the same mean-free values and variance, but
-        # a flat tubelet (black bars, sky) gives exactly 0 instead of float32 summation noise
-        # amplified by 1/eps (up to ~0.2 on a constant clip without the shift).
-        tubelets_BNQC = tubelets_BNQC - tubelets_BNQC[:, :, :1]
-        mu_BN1C = tubelets_BNQC.mean(dim=2, keepdim=True)
-        sd_BN1C = tubelets_BNQC.var(dim=2, unbiased=True, keepdim=True).sqrt()
-        tubelets_BNQC = (tubelets_BNQC - mu_BN1C) / (sd_BN1C + TARGET_EPS)
-    return tubelets_BNQC.reshape(B, t * h * w, q * C)
+    rows_BKP = cut_tubelets(clip_BCTHW, tubelet_size, patch_size, index_BK).to(dtype)
+    K, P = rows_BKP.shape[1:]
+    rows_BKQC = rows_BKP.reshape(B, K, P // C, C)
+    std_C = torch.tensor(std, dtype=dtype, device=clip_BCTHW.device)
+    if not normalize:
+        mean_C = torch.tensor(mean, dtype=dtype, device=clip_BCTHW.device)
+        return (rows_BKQC * std_C + mean_C).reshape(B, K, P)
+    # shifting by a pixel of the tubelet first makes a flat tubelet exactly 0 (its target then
+    # is 0, not rounding noise divided by eps) without changing mean-free values
+    rows_BKQC = rows_BKQC - rows_BKQC[:, :, :1]
+    var_BK1C, mu_BK1C = torch.var_mean(rows_BKQC, dim=2, correction=1, keepdim=True)
+    rows_BKQC = (rows_BKQC - mu_BK1C) / (var_BK1C.sqrt() + TARGET_EPS / std_C)
+    return rows_BKQC.reshape(B, K, P)
 
 
 # ---------------------------------------------------------------------------------- decoder

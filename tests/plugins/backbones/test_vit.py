@@ -244,7 +244,9 @@ def test_masked_forward_runs_visible_tokens_in_ascending_order():
     mask_BN = torch.rand(2, 32).argsort(1) < 24  # 24 masked, 8 visible per row
     got_BVD = model.forward_features(clip_BCTHW, mask_BN=mask_BN)
 
-    x = model.patch_embed(clip_BCTHW) + model.pos_embed  # the official boolean gather
+    proj = model.patch_embed.proj  # the official Conv3d embedding, then its boolean gather
+    x = F.conv3d(clip_BCTHW, proj.weight, proj.bias, stride=proj.stride).flatten(2).transpose(1, 2)
+    x = x + model.pos_embed
     x = x[~mask_BN].reshape(2, -1, 192)
     for block in model.blocks:
         x = block(x)
@@ -254,6 +256,22 @@ def test_masked_forward_runs_visible_tokens_in_ascending_order():
     torch.testing.assert_close(
         model.forward_features(clip_BCTHW, mask_BN=no_mask_BN), model.forward_features(clip_BCTHW)
     )
+
+
+def test_patch_embedding_equals_the_official_conv3d_for_all_and_for_indexed_tokens():
+    """Off the CPU the embedding is a matmul over flattened tubelets; it must equal the Conv3d
+    the official model runs (kernel = stride), and the indexed form must equal a gather."""
+    torch.manual_seed(0)
+    embed = vit.PatchEmbed3D(embed_dim=24, patch_size=8, tubelet_size=2)
+    clip_BCTHW = torch.randn(2, 3, 4, 16, 24)  # grid (2, 2, 3): a non-square one catches h/w
+    conv_BND = F.conv3d(clip_BCTHW, embed.proj.weight, embed.proj.bias, stride=(2, 8, 8))
+    conv_BND = conv_BND.flatten(2).transpose(1, 2)
+    torch.testing.assert_close(embed(clip_BCTHW), conv_BND, rtol=1e-5, atol=1e-5)
+    every_BN = torch.arange(12).expand(2, -1)  # the matmul path over all tokens (GPU's path)
+    torch.testing.assert_close(embed(clip_BCTHW, every_BN), conv_BND, rtol=1e-5, atol=1e-5)
+    index_BV = torch.tensor([[0, 5, 7, 11], [2, 3, 8, 10]])
+    want_BVD = conv_BND.gather(1, index_BV[..., None].expand(-1, -1, 24))
+    torch.testing.assert_close(embed(clip_BCTHW, index_BV), want_BVD, rtol=1e-5, atol=1e-5)
 
 
 def test_token_order_is_t_h_w():

@@ -92,6 +92,26 @@ def test_target_length_and_token_count_of_the_default_clip():
     assert target_BNP.shape == (1, 1568, 1536)
 
 
+def test_target_follows_the_official_recipe_and_its_indexed_form_is_a_gather():
+    """Un-normalize to [0, 1], standardize each tubelet per channel (unbiased, eps on the std):
+    computed here the official way; the implementation skips the un-normalization."""
+    torch.manual_seed(0)
+    clip_BCTHW = torch.randn(2, 3, 4, 32, 48)  # grid (2, 2, 3)
+    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    pixels_BCTHW = clip_BCTHW * std.view(3, 1, 1, 1) + mean.view(3, 1, 1, 1)
+    x = pixels_BCTHW.reshape(2, 3, 2, 2, 2, 16, 3, 16).permute(0, 2, 4, 6, 3, 5, 7, 1)
+    x = x.reshape(2, 12, 512, 3)
+    x = (x - x.mean(2, keepdim=True)) / (x.var(2, unbiased=True, keepdim=True).sqrt() + 1e-6)
+    want_BNP = x.reshape(2, 12, 1536)
+    got_BNP = patchify_target(clip_BCTHW, 2, 16, IMAGENET_MEAN, IMAGENET_STD)
+    torch.testing.assert_close(got_BNP, want_BNP, rtol=1e-4, atol=1e-4)
+    index_BK = torch.tensor([[1, 4, 11], [0, 6, 7]])
+    got_BKP = patchify_target(clip_BCTHW, 2, 16, IMAGENET_MEAN, IMAGENET_STD, index_BK=index_BK)
+    torch.testing.assert_close(
+        got_BKP, want_BNP.gather(1, index_BK[..., None].expand(-1, -1, 1536))
+    )
+
+
 def test_target_of_a_constant_colour_clip_is_zero():
     pixels_BCTHW = torch.tensor([0.2, 0.5, 0.9]).view(1, 3, 1, 1, 1).expand(2, 3, 4, 32, 32)
     target_BNP = patchify_target(normalize(pixels_BCTHW), 2, 16, IMAGENET_MEAN, IMAGENET_STD)
