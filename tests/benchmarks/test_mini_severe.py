@@ -98,6 +98,21 @@ def test_gain_is_the_mean_over_the_factors_settings_and_the_goal_needs_three_fac
     assert "random" not in summary["factors"]["finetune"]  # a baseline has no gain over itself
 
 
+def test_a_gain_of_exactly_the_goal_counts_despite_floating_point(bench, tmp_path):
+    args = _args(bench, tmp_path, "--seeds", "0", "1", "--settings", "ssv2")
+    arms = [
+        bench.Arm("tubelet", Path("t.yaml"), {}, "random"),
+        bench.Arm("random", None, {}, "random"),
+    ]
+    # gains 4.375 and 19.375 - 13.75...02 = 5.62...98: the mean is 5 in decimals, 4.99... in floats
+    for seed, base, mine in ((0, 10.0, 14.375), (1, 13.750000000000002, 19.375)):
+        _metrics(tmp_path, "random", seed, "finetune", "ssv2", top1=base)
+        _metrics(tmp_path, "tubelet", seed, "finetune", "ssv2", top1=mine)
+    args.protocols = ["finetune"]
+    info = bench.summarize(arms, args)["factors"]["finetune"]["tubelet"]
+    assert info["factors_beaten"] == ["domain"]
+
+
 def test_a_missing_result_leaves_the_factor_unscored_instead_of_guessing(bench, tmp_path):
     args = _args(bench, tmp_path, "--seeds", "0", "--settings", "ssv2,gym99")
     arm = bench.Arm("moco", Path("m.yaml"), {}, "random")
