@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vssl_core.registry import Registry, RegistryError
+from vssl_core.registry import KINDS, Registry, RegistryError
 from vssl_core.typecheck import check_type, describe, type_name
 
 # Arguments the core passes to a component itself; a recipe may not set them.
@@ -180,6 +180,18 @@ def component_params(factory: Any, kind: str) -> dict[str, inspect.Parameter]:
     return params
 
 
+MISSING = "???"  # omegaconf's mark for a value the recipe leaves to be filled
+
+
+def _type_problem(path: str, hint: Any, value: Any) -> str:
+    if value == MISSING:
+        return (
+            f"{path}: required, but the recipe leaves it {MISSING}; set it in the recipe or on "
+            f"the command line ({path}=VALUE; expected {type_name(hint)})"
+        )
+    return f"{path}: expected {type_name(hint)}, got {describe(value)}"
+
+
 def validate_component(spec: Any, kind: str, path: str, registry: Registry) -> tuple[dict, list]:
     """Check ``{name, **kwargs}`` against the factory signature; return it with defaults filled."""
     if not isinstance(spec, dict) or "name" not in spec:
@@ -205,8 +217,10 @@ def validate_component(spec: Any, kind: str, path: str, registry: Registry) -> t
             continue
         hint = params[key].annotation
         hint = Any if hint is inspect.Parameter.empty else hint
-        if not check_type(value, hint):
-            problems.append(f"{path}.{key}: expected {type_name(hint)}, got {describe(value)}")
+        if value == MISSING or not check_type(value, hint):
+            problems.append(_type_problem(f"{path}.{key}", hint, value))
+        elif key in KINDS and isinstance(value, dict):  # a nested component: objective.head
+            problems += validate_component(value, key, f"{path}.{key}", registry)[1]
         out[key] = value
     for key, p in params.items():
         if key in out:
@@ -236,8 +250,8 @@ def _validate_section(value: Any, cls: type, path: str, registry: Registry) -> t
         elif dataclasses.is_dataclass(hints[key]):
             out[key], errs = _validate_section(sub, hints[key], sub_path, registry)
             problems += errs
-        elif not check_type(sub, hints[key]):
-            problems.append(f"{sub_path}: expected {type_name(hints[key])}, got {describe(sub)}")
+        elif sub == MISSING or not check_type(sub, hints[key]):
+            problems.append(_type_problem(sub_path, hints[key], sub))
         else:
             out[key] = sub
     for f in dataclasses.fields(cls):  # fill defaults, so the saved recipe is explicit

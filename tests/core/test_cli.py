@@ -24,6 +24,14 @@ def test_config_prints_the_resolved_recipe_with_provenance(tiny_recipe, capsys):
     assert "grad_clip: null  # default" in out
 
 
+def test_overrides_may_follow_a_flag_and_unknown_flags_stay_errors(tiny_recipe, capsys):
+    assert main(["config", str(tiny_recipe), "--provenance", "train.max_steps=3"]) == 0
+    assert "max_steps: 3  # command line" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["config", str(tiny_recipe), "--provenance", "--bogus", "train.max_steps=3"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
 def test_validate_reports_every_problem_and_exits_2(tiny_recipe, capsys):
     code = main(["validate", str(tiny_recipe), "objective.mask_ration=0.5", "train.epochs=x"])
     err = capsys.readouterr().err

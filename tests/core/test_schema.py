@@ -59,6 +59,32 @@ def test_wrong_types_name_the_expected_type(host):
     assert any(p.startswith("optim.betas: expected a list of 2 (float, float) or null") for p in ps)
 
 
+def test_a_value_left_missing_names_the_key_and_how_to_set_it(host):
+    r = base()
+    r["data"]["dataset"]["num_samples"] = "???"  # omegaconf's "fill me in"
+    r["train"] = {"epochs": "???"}
+    ps = problems(r, host)
+    assert any(
+        p.startswith("data.dataset.num_samples: required, but the recipe leaves it ???")
+        and "data.dataset.num_samples=VALUE; expected int" in p
+        for p in ps
+    ), ps
+    assert any(p.startswith("train.epochs: required, but the recipe leaves it ???") for p in ps)
+
+
+def test_a_nested_component_is_checked_like_a_top_level_one(host):
+    r = {
+        **base(),
+        "backbone": {"name": "cnn3d_small"},
+        "objective": {"name": "supervised", "head": {"name": "linear_head", "dropuot": 0.1}},
+    }
+    (p,) = problems(r, host)
+    assert p.startswith("objective.head.dropuot: unknown key; did you mean 'dropout'?")
+    r["objective"]["head"] = {"name": "linear_haed"}
+    (p,) = problems(r, host)
+    assert p.startswith("objective.head.name: unknown head 'linear_haed'")
+
+
 def test_unknown_component_name_lists_close_matches(host):
     r = base()
     r["backbone"]["name"] = "vit_tinny"

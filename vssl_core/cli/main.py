@@ -96,6 +96,19 @@ def _parser(extra: Sequence[CliCommand] = ()) -> argparse.ArgumentParser:
     return p
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Like ``parse_args``, but key=value overrides may also follow a flag (``vssl config R
+    --gpus 8 train.epochs=3``): argparse stops filling a positional list at the first flag."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if not hasattr(args, "overrides") or any(
+            u.startswith("-") or "=" not in u for u in unknown
+        ):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.overrides = [*args.overrides, *unknown]
+    return args
+
+
 def _extra_commands(host) -> list[CliCommand]:
     """The core modules' commands, then the plugins'; a name used twice is an error."""
     import importlib
@@ -271,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         host = _host(first)
-        args = _parser(_extra_commands(host)).parse_args(argv)
+        args = _parse(_parser(_extra_commands(host)), argv)
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args, host)
     except (
