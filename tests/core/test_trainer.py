@@ -49,6 +49,24 @@ def test_compiled_training_matches_eager_and_saves_plain_weights(tiny_recipe):
     assert weights(compiled.run_dir).keys() == weights(eager.run_dir).keys()
 
 
+def test_each_step_and_rank_gets_its_own_dropout_seed():
+    from vssl_core.engine.trainer import step_seed
+
+    seeds = {step_seed(0, step, rank) for step in range(50) for rank in range(4)}
+    assert len(seeds) == 200 and all(0 <= s < 2**63 for s in seeds)
+    assert step_seed(0, 7, 1) == step_seed(0, 7, 1) != step_seed(1, 7, 1)
+
+
+def test_a_resumed_run_with_drop_path_matches_the_uninterrupted_one(tiny_recipe):
+    overrides = ("backbone.drop_path_rate=0.5", "backbone.depth=2")
+    full = run(tiny_recipe, "run.name=full", *overrides)
+    run(tiny_recipe, "run.name=cut", *overrides, extra=[("sigterm", faults.SigtermAt(3))])
+    resumed = run(tiny_recipe, "run.name=cut", "resume=true", *overrides)
+    assert resumed.step == 8
+    for key, value in weights(full.run_dir).items():
+        assert torch.equal(value, weights(resumed.run_dir)[key]), key
+
+
 def test_an_existing_run_is_never_overwritten(tiny_recipe):
     run(tiny_recipe, "train.max_steps=2")
     with pytest.raises(TrainingError, match="already holds a checkpoint.*resume=true"):

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -123,6 +124,15 @@ def recipe_changes(before: dict, after: dict, prefix: str = "") -> list[str]:
         else:
             out.append(f"{path}: {a!r} -> {b!r}")
     return out
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The global torch RNG's seed for one optimizer step on one rank. Dropout and drop-path
+    masks then differ across ranks, which see different samples (one seed for all ranks would
+    draw the same masks everywhere), and a resumed run draws what the uninterrupted one did.
+    Randomness that must agree across ranks is drawn on rank 0 and broadcast (shuffle-BN)."""
+    state = np.random.SeedSequence([seed, step, rank, 0x57E9]).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1  # < 2**63
 
 
 def _autocast(device: torch.device, precision: str):
@@ -387,6 +397,7 @@ class Trainer:
             if len(micro) < self.layout.accum_steps:
                 t_wait = time.perf_counter()
                 continue
+            torch.manual_seed(step_seed(cfg.run.seed, step, self.dist.rank))
             loss, metrics = self._forward_backward(micro)
             micro = []
             finite, stop_now = self._check_step(loss, stop)
