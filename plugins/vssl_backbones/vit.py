@@ -17,7 +17,14 @@ import torch.utils.checkpoint
 from torch import nn
 
 from vssl_core.interfaces import Backbone
-from vssl_core.nn import LN_EPS, Block, cut_tubelets, init_vit_weights, sinusoid_table
+from vssl_core.nn import (
+    LN_EPS,
+    Block,
+    cut_tubelets,
+    init_vit_weights,
+    order_visible_first,
+    sinusoid_table,
+)
 from vssl_core.registry import component
 
 
@@ -166,8 +173,7 @@ def _visible_index(mask_BN: torch.Tensor, B: int, N: int) -> torch.Tensor:
             f"token mask keeps between {lo} and {hi} tokens per sample; every sample must keep "
             "the same number (tube masking does)"
         )
-    # a stable sort of the mask puts unmasked positions first, each group in ascending order
-    return torch.argsort(mask_BN.to(torch.uint8), dim=1, stable=True)[:, :lo]
+    return order_visible_first(mask_BN)[:, :lo]
 
 
 _SIZES: dict[str, tuple[int, int, int]] = {  # name: (width, depth, heads)
