@@ -21,6 +21,12 @@ the same command picks up where it stopped. Writes ``OUT/results.json`` (every n
     python benchmarks/mini_severe.py --budget-minutes 10 --seeds 0 1 --jobs 2
     python benchmarks/mini_severe.py --tiny       # the whole pipeline in seconds (a test)
 
+A *variant* is one more arm: a method's recipe with recipe overrides and/or a multiple of the
+budget, to test why a method does (not) transfer, e.g. ``--variant 'moco_colour=moco
+objective.photometric=mocov2'`` or ``--variant 'tubelet_x4=tubelet*4'``. A variant with
+overrides is calibrated on its own (they may change its speed); one without reuses its method's
+calibration.
+
 Shape legend: none (no tensors here).
 """
 
@@ -76,10 +82,47 @@ class Arm:
     recipe: Path | None
     backbone: dict
     baseline: str
+    overrides: tuple[str, ...] = ()  # a variant's recipe overrides
+    budget_x: float = 1.0  # a variant's multiple of the budget
+    calibration: str = ""  # the calibration.json entry that times it (default: ``name``)
 
     @property
     def pretrained(self) -> bool:
         return self.recipe is not None
+
+    @property
+    def timed_as(self) -> str:
+        return self.calibration or self.name
+
+
+@dataclass(frozen=True)
+class Variant:
+    """``NAME=METHOD[*X] [key=value ...]``: METHOD's recipe with overrides, budget x X."""
+
+    name: str
+    method: str
+    budget_x: float
+    overrides: tuple[str, ...]
+
+
+def parse_variant(text: str) -> Variant:
+    head, *overrides = text.split()
+    name, sep, spec = head.partition("=")
+    method, star, factor = spec.partition("*")
+    fix = "write it as NAME=METHOD[*X] [key=value ...], e.g. 'moco_colour=moco objective.photometric=mocov2'"
+    if not sep or not name or not method or not name.replace("_", "").isalnum():
+        raise ValueError(f"--variant {text!r}: {fix}")
+    try:
+        budget_x = float(factor) if star else 1.0
+    except ValueError:
+        raise ValueError(
+            f"--variant {text!r}: the budget multiple {factor!r} is not a number"
+        ) from None
+    if budget_x <= 0 or any("=" not in o for o in overrides):
+        raise ValueError(f"--variant {text!r}: {fix} (X > 0)")
+    if name in (*METHODS, SUPERVISED) or name.startswith("random_"):
+        raise ValueError(f"--variant {text!r}: {name!r} names an arm already; pick another name")
+    return Variant(name, method, budget_x, tuple(overrides))
 
 
 def random_arm_name(backbone: dict, taken: Sequence[str]) -> str:
@@ -95,20 +138,32 @@ def resolve_backbone(recipe: Path, overrides: Sequence[str], host) -> dict:
     return dict(load_config(recipe, list(overrides), host).data["backbone"])
 
 
-def make_arms(names: Sequence[str], recipes: Path, pretrain_overrides: Sequence[str], host):
-    """The pretrained arms in the order given, then one random arm per distinct backbone."""
+def make_arms(
+    names: Sequence[str],
+    recipes: Path,
+    pretrain_overrides: Sequence[str],
+    host,
+    variants: Sequence[Variant] = (),
+):
+    """The pretrained arms in the order given, then the variants, then one random arm per
+    distinct backbone."""
     arms: list[Arm] = []
     randoms: list[tuple[dict, str]] = []
-    for name in names:
-        recipe = recipes / f"{name}.yaml"
+    wanted = [(n, n, 1.0, ()) for n in names]
+    wanted += [(v.name, v.method, v.budget_x, v.overrides) for v in variants]
+    for name, method, budget_x, overrides in wanted:
+        recipe = recipes / f"{method}.yaml"
         if not recipe.is_file():
-            raise SystemExit(f"--methods {name}: no recipe {recipe}; choose from {METHODS}")
-        backbone = resolve_backbone(recipe, pretrain_overrides, host)
+            raise SystemExit(f"--methods {method}: no recipe {recipe}; choose from {METHODS}")
+        if name in [a.name for a in arms]:
+            raise SystemExit(f"arm {name!r} is asked for twice: give the variant another name")
+        backbone = resolve_backbone(recipe, [*pretrain_overrides, *overrides], host)
         match = [r for b, r in randoms if b == backbone]
         if not match:
             match = [random_arm_name(backbone, [r for _, r in randoms])]
             randoms.append((backbone, match[0]))
-        arms.append(Arm(name, recipe, backbone, match[0]))
+        calibration = "" if overrides or name == method else method
+        arms.append(Arm(name, recipe, backbone, match[0], overrides, budget_x, calibration))
     return arms + [Arm(r, None, b, r) for b, r in randoms]
 
 
@@ -231,27 +286,29 @@ def calibration_tasks(arms: list[Arm], args, pretrain_overrides: list[str]) -> l
     known = json.loads(path.read_text()) if path.is_file() else {}
     tasks = []
     for arm in arms:
-        if not arm.pretrained or arm.name in known:
+        key = arm.timed_as
+        if not arm.pretrained or key in known or f"calibrate-{key}" in [t.name for t in tasks]:
             continue
         n = args.budget.calibrate_steps
-        run = args.out / "calibrate" / arm.name
+        run = args.out / "calibrate" / key
         argv = [
             "train",
             str(arm.recipe),
             *pretrain_overrides,
+            *arm.overrides,
             f"run.output_root={run.parent}",
-            f"run.name={arm.name}",
+            f"run.name={key}",
             f"train.max_steps={n}",
             f"log.every_steps={max(1, n // 4)}",
             "checkpoint.every_steps=null",
             "log.progress_bar=false",
         ]
 
-        def finish(wall_s: float, arm=arm, run=run) -> None:
+        def finish(wall_s: float, key=key, run=run) -> None:
             batch = int(_saved_recipe(run)["batch"]["global_size"])
             rate = steady_steps_per_s(run / "metrics.jsonl", batch)
             table = json.loads(path.read_text()) if path.is_file() else {}
-            table[arm.name] = {
+            table[key] = {
                 "steps_per_s": rate,
                 "steps_timed": args.budget.calibrate_steps,
                 "threads": args.threads,
@@ -263,7 +320,7 @@ def calibration_tasks(arms: list[Arm], args, pretrain_overrides: list[str]) -> l
             shutil.rmtree(run, ignore_errors=True)  # a calibration is timed from its start
             return argv
 
-        tasks.append(Task(f"calibrate-{arm.name}", fresh, finish=finish))
+        tasks.append(Task(f"calibrate-{key}", fresh, finish=finish))
     return tasks
 
 
@@ -274,10 +331,11 @@ def _saved_recipe(run_dir: Path) -> dict:
 
 
 def budget_steps(arm: Arm, args) -> int:
-    """The arm's pretraining steps: budget x calibrated steps/s."""
+    """The arm's pretraining steps: budget (x a variant's multiple) x calibrated steps/s."""
     budget: Budget = args.budget
     table = json.loads((args.out / "calibration.json").read_text())
-    return max(budget.min_steps, int(budget.budget_s * table[arm.name]["steps_per_s"]))
+    rate = table[arm.timed_as]["steps_per_s"]
+    return max(budget.min_steps, int(budget.budget_s * arm.budget_x * rate))
 
 
 # ------------------------------------------------------------------------------ the plan
@@ -307,6 +365,7 @@ def pretrain_task(arm: Arm, seed: int, args, overrides: list[str]) -> Task | Non
             "train",
             str(arm.recipe),
             *overrides,
+            *arm.overrides,
             f"run.output_root={run.parent}",
             f"run.name={run.name}",
             f"run.seed={seed}",
@@ -315,7 +374,7 @@ def pretrain_task(arm: Arm, seed: int, args, overrides: list[str]) -> Task | Non
             *resume,
         ]
 
-    after = (f"calibrate-{arm.name}",)
+    after = (f"calibrate-{arm.timed_as}",)
     info = lambda: {"steps": budget_steps(arm, args)}  # noqa: E731
     return Task(f"pretrain-{arm.name}-s{seed}", argv, after, _mark_done(run, info))
 
@@ -547,6 +606,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help=f"comma-separated SEVERE miniature settings (default all eight: {','.join(SETTINGS)})",
     )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="'NAME=METHOD[*X] [key=value ...]'",
+        help="one more arm: METHOD's recipe with overrides and/or X times the budget "
+        "(repeatable), e.g. 'moco_colour=moco objective.photometric=mocov2', 'tubelet_x4=tubelet*4'",
+    )
     p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
     p.add_argument(
         "--out",
@@ -593,6 +660,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     args.budget = Budget(args.budget_minutes * 60, args.calibrate_steps)
     args.eval_overrides = list(TINY_EVAL if args.tiny else ())
+    try:
+        args.variants = [parse_variant(v) for v in args.variant]
+    except ValueError as exc:
+        p.error(str(exc))
     return args
 
 
@@ -625,7 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     host = load_plugins()
     pretrain_overrides = list(TINY_PRETRAIN if args.tiny else ())
-    arms = make_arms(args.methods, ROOT / "recipes", pretrain_overrides, host)
+    arms = make_arms(args.methods, ROOT / "recipes", pretrain_overrides, host, args.variants)
     _check_same_budget(args)
     t0 = time.perf_counter()
     failed: list[str] = []
@@ -671,7 +742,9 @@ def pretext_curves(arms: list[Arm], args) -> dict:
 def write_results(arms: list[Arm], args, wall_min: float, failed: list[str]) -> None:
     calibration_path = args.out / "calibration.json"
     calibration = json.loads(calibration_path.read_text()) if calibration_path.is_file() else {}
-    steps = {a.name: budget_steps(a, args) for a in arms if a.pretrained and a.name in calibration}
+    steps = {
+        a.name: budget_steps(a, args) for a in arms if a.pretrained and a.timed_as in calibration
+    }
     wall = {}
     for path in sorted(args.out.glob("*/**/" + DONE)):
         wall[str(path.parent.relative_to(args.out))] = json.loads(path.read_text())["wall_s"]
@@ -696,6 +769,8 @@ def write_results(arms: list[Arm], args, wall_min: float, failed: list[str]) -> 
         "arms": {
             a.name: {
                 "recipe": str(a.recipe) if a.recipe else None,
+                "overrides": list(a.overrides),
+                "budget_x": a.budget_x,
                 "backbone": a.backbone,
                 "baseline": a.baseline,
             }

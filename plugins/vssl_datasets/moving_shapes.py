@@ -279,7 +279,8 @@ def _hwc(rgb_3hw: np.ndarray) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, size: int, style: _Style) -> np.ndarray:
-    """Float RGB [3, size, size]: a solid or patterned field, static distractors, static noise."""
+    """Float RGB [3, size, size]: a solid or patterned field, static distractors, static noise
+    (unlit: see ``_lit_from_above``)."""
     colours_23 = _random_colours(rng, 2, _GROUND)
     if not style.textured:
         return np.broadcast_to(colours_23[0, :, None, None], (3, size, size))
@@ -292,9 +293,15 @@ def _background(rng: np.random.Generator, size: int, style: _Style) -> np.ndarra
         _paste(_hwc(bg_3hw), _hwc(rgb_3hw), mask_hw, int(x0), int(y0))
     noise = rng.uniform(0, style.max_noise)
     bg_3hw += (rng.random((size, size), dtype=np.float32) - 0.5) * (2 * noise)
-    if style.light_from_above:
-        bg_3hw *= np.linspace(1.0, 1.0 - style.light_from_above, size, dtype=np.float32)[:, None]
     return bg_3hw
+
+
+def _lit_from_above(bg_3hw: np.ndarray, fraction: float) -> np.ndarray:
+    """The background dimmed by ``fraction`` from the top row to the bottom row."""
+    if not fraction:
+        return bg_3hw
+    size = bg_3hw.shape[1]
+    return bg_3hw * np.linspace(1.0, 1.0 - fraction, size, dtype=np.float32)[:, None]
 
 
 def _to_uint8_hwc(rgb_3hw: np.ndarray) -> np.ndarray:
@@ -326,6 +333,8 @@ class ShapesVideo:
         style: str,
         repeats: int = 0,
         others: Sequence[Motion] = (),
+        light_from_above: float | None = None,
+        dusk: float | None = None,
     ) -> None:
         self.motion = motion
         self.num_frames = num_frames
@@ -335,6 +344,8 @@ class ShapesVideo:
         self.repeats = repeats
         self.others = tuple(others)
         self._key = key
+        cues = {"light_from_above": light_from_above, "dusk": dusk}
+        self._look = replace(_STYLES[style], **{k: v for k, v in cues.items() if v is not None})
         self.sprite_size, self.top_left_T2 = self._place(motion, _MOTION_STREAM)
         placed = [self._place(m, 2 * (j + 1)) for j, m in enumerate(self.others)]
         self.others_sprite_size = [side for side, _ in placed]
@@ -351,9 +362,13 @@ class ShapesVideo:
         """Background [S, S, 3] and per object its sprite [s, s, 3] (uint8) and mask, drawn
         once per video."""
         rng = numpy_rng(self._key, _APPEARANCE_STREAM)
-        style = _STYLES[self.style]
+        style = self._look
         bg_3hw = _background(rng, self.size, style)
-        mean_3 = bg_3hw.reshape(3, -1).mean(axis=1)
+        # the sprite's colour contrasts with the background as its style lights it, so that
+        # overriding light_from_above changes the lighting and nothing else
+        as_styled = _lit_from_above(bg_3hw, _STYLES[self.style].light_from_above)
+        mean_3 = as_styled.reshape(3, -1).mean(axis=1)
+        bg_3hw = _lit_from_above(bg_3hw, style.light_from_above)
         sprites = []
         for j, side in enumerate([self.sprite_size, *self.others_sprite_size]):
             if j > 0:
@@ -375,7 +390,7 @@ class ShapesVideo:
         for (rgb_hw3, mask_hw), top_left_T2 in zip(sprites, paths, strict=True):
             for frame_hw3, (x0, y0) in zip(frames_THW3, top_left_T2[idx_T].tolist(), strict=True):
                 _paste(frame_hw3, rgb_hw3, mask_hw, x0, y0)
-        dusk = _STYLES[self.style].dusk
+        dusk = self._look.dusk
         if dusk and idx_T.size:  # darker by up to dusk * 255 levels at the last frame
             dim_T111 = (dusk * 255 * idx_T / max(self.num_frames - 1, 1)).astype(np.uint8)
             dim_T111 = dim_T111[:, None, None, None]
@@ -386,6 +401,10 @@ class ShapesVideo:
     def __repr__(self) -> str:
         extra = f", repeats={self.repeats}" if self.repeats else ""
         extra += "".join(f", +{m.name}" for m in self.others)
+        base = _STYLES[self.style]
+        for cue in ("light_from_above", "dusk"):
+            if getattr(self._look, cue) != getattr(base, cue):
+                extra += f", {cue}={getattr(self._look, cue)}"
         return (
             f"ShapesVideo({self.motion.name}, frames={self.num_frames}, size={self.size}, "
             f"style={self.style!r}{extra})"
@@ -449,6 +468,12 @@ class MovingShapes:
     ``i % K`` and another one, float32 multi-hot [K]) or "counting" (one object goes out and
     back ``n`` times, n cycling through ``count_range`` (default 1-4) so every motion meets
     every count; label = float n).
+
+    ``light_from_above`` and ``dusk`` override the style's two global cues (None: the style's):
+    the fraction the background dims from top to bottom, which gives rotation prediction an
+    "up", and the fraction of full scale the frames darken from first to last frame, which gives
+    clip-order prediction an arrow of time. Setting one to 0 removes that cue, to test whether a
+    pretext model relies on it.
     """
 
     def __init__(
@@ -463,6 +488,8 @@ class MovingShapes:
         classes: list[str] | None = None,
         task: Literal["classification", "multilabel", "counting"] = "classification",
         count_range: tuple[int, int] | None = None,
+        light_from_above: float | None = None,
+        dusk: float | None = None,
     ) -> None:
         _check_int("num_samples", num_samples, 1)
         _check_int("num_frames", num_frames, 1)
@@ -474,6 +501,18 @@ class MovingShapes:
             raise ValueError(f"moving_shapes: fps must be a positive finite number, got {fps!r}")
         if task not in TASKS:
             raise ValueError(f"moving_shapes: task must be one of {TASKS}, got {task!r}")
+        for cue, value, high in (("light_from_above", light_from_above, 0.9), ("dusk", dusk, 0.9)):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value <= high
+            ):
+                raise ValueError(
+                    f"moving_shapes: {cue} must be a number in [0, {high}] (0 removes the cue) "
+                    f"or null for the style's, got {value!r}"
+                )
+        self.light_from_above = None if light_from_above is None else float(light_from_above)
+        self.dusk = None if dusk is None else float(dusk)
         self.motions: list[Motion] = _pick_classes(classes, num_classes)
         if task == "multilabel" and len(self.motions) < 2:
             raise ValueError("moving_shapes: task multilabel shows two motions: num_classes >= 2")
@@ -534,6 +573,8 @@ class MovingShapes:
             self.style,
             repeats=self.count(i) if self.task == "counting" else 0,
             others=[self.motions[j] for j in ids[1:]],
+            light_from_above=self.light_from_above,
+            dusk=self.dusk,
         )
         return VideoSample(
             video=video, label=self.label(i), index=i, video_id=f"moving_shapes_{i:06d}"
@@ -541,6 +582,9 @@ class MovingShapes:
 
     def __repr__(self) -> str:
         extra = f", task={self.task!r}" if self.task != "classification" else ""
+        for cue in ("light_from_above", "dusk"):
+            if getattr(self, cue) is not None:
+                extra += f", {cue}={getattr(self, cue)}"
         return (
             f"MovingShapes(num_samples={self.num_samples}, num_classes={self.num_classes}, "
             f"num_frames={self.num_frames}, size={self.size}, style={self.style!r}, "

@@ -40,3 +40,8 @@ def memory():
 def common():
     load_script("overhead")  # puts benchmarks/ on sys.path and imports it as `common`
     return sys.modules["common"]
+
+
+@pytest.fixture(scope="session")
+def pretext_cues():
+    return load_script("pretext_cues")

@@ -217,3 +217,49 @@ def test_an_evaluation_reruns_only_for_settings_it_has_not_run(bench, tmp_path):
         (tmp_path / "eval" / "random-s0" / "finetune" / "benchmark_done.json").read_text()
     )
     assert done["settings"] == ["charades", "ssv2", "ucf_rc"]
+
+
+def test_a_variant_is_a_method_with_overrides_and_a_budget_multiple(bench):
+    v = bench.parse_variant("moco_colour=moco objective.photometric=mocov2 optim.lr=0.1")
+    assert v == bench.Variant(
+        "moco_colour", "moco", 1.0, ("objective.photometric=mocov2", "optim.lr=0.1")
+    )
+    assert bench.parse_variant("tubelet_x4=tubelet*4") == bench.Variant(
+        "tubelet_x4", "tubelet", 4.0, ()
+    )
+    for bad in ("moco", "=moco", "x=moco*two", "x=moco*0", "x=moco photometric", "moco=moco*2"):
+        with pytest.raises(ValueError, match="--variant"):
+            bench.parse_variant(bad)
+
+
+def test_variants_get_their_own_runs_budget_and_calibration(bench, tmp_path):
+    from vssl_core.plugins import load_plugins
+
+    args = _args(
+        bench,
+        tmp_path,
+        "--budget-minutes", "2",
+        "--methods", "rotation",
+        "--variant", "rotation_flat=rotation data.dataset.style=flat",
+        "--variant", "rotation_x3=rotation*3",
+    )  # fmt: skip
+    arms = bench.make_arms(args.methods, bench.ROOT / "recipes", [], load_plugins(), args.variants)
+    assert [a.name for a in arms] == [
+        "rotation",
+        "rotation_flat",
+        "rotation_x3",
+        "random_cnn3d_small",
+    ]
+    assert {a.baseline for a in arms} == {"random_cnn3d_small"}  # same backbone, one random arm
+    calib = bench.calibration_tasks(arms, args, [])
+    assert [t.name for t in calib] == ["calibrate-rotation", "calibrate-rotation_flat"]
+    assert "data.dataset.style=flat" in calib[1].argv()
+    (tmp_path / "calibration.json").write_text(
+        json.dumps({"rotation": {"steps_per_s": 10.0}, "rotation_flat": {"steps_per_s": 5.0}})
+    )
+    steps = {a.name: bench.budget_steps(a, args) for a in arms if a.pretrained}
+    assert steps == {"rotation": 1200, "rotation_flat": 600, "rotation_x3": 3600}
+    flat = bench.pretrain_task(arms[1], 0, args, [])
+    assert "data.dataset.style=flat" in flat.argv() and "train.max_steps=600" in flat.argv()
+    assert flat.after == ("calibrate-rotation_flat",)
+    assert bench.pretrain_task(arms[2], 0, args, []).after == ("calibrate-rotation",)

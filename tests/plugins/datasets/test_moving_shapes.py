@@ -211,3 +211,42 @@ def test_light_comes_from_above_and_time_darkens_frames():
     flat = MovingShapes(num_samples=4, num_frames=16, size=48, style="flat")[0].video
     a, b = flat.read([0, 15])
     assert np.median(a) == np.median(b)  # the flat style keeps neither cue
+
+
+def test_each_global_cue_can_be_removed_alone_and_nothing_else_changes():
+    """light_from_above=0 / dusk=0 remove one cue (to test what a pretext model reads); the
+    motion, the sprite and the rest of the look stay those of the same video with the cue."""
+    kw = dict(num_samples=24, num_frames=16, size=48, style="default")
+    datasets = (
+        MovingShapes(**kw),
+        MovingShapes(**kw, light_from_above=0),
+        MovingShapes(**kw, dusk=0.0),
+    )
+    frames = [
+        np.stack([ds[i].video.read([0, 15]) for i in range(24)]).astype(np.float64)
+        for ds in datasets
+    ]
+    base, unlit, no_dusk = frames
+    assert datasets[0][3].video.motion == datasets[1][3].video.motion
+    assert np.array_equal(datasets[0][3].video.top_left_T2, datasets[2][3].video.top_left_T2)
+    # each cue only ever darkens: without it every pixel is as bright or brighter
+    assert (unlit >= base).all() and (no_dusk >= base).all()
+
+    def top_minus_bottom(f):
+        return f[:, 0, :8].mean() - f[:, 0, -8:].mean()
+
+    assert abs(top_minus_bottom(unlit)) < 0.3 * top_minus_bottom(base)
+    assert abs(top_minus_bottom(no_dusk) - top_minus_bottom(base)) < 2  # dusk=0 keeps the light
+
+    def first_minus_last(f):
+        return f[:, 0].mean() - f[:, 1].mean()
+
+    assert abs(first_minus_last(no_dusk)) < 2 < 20 < first_minus_last(base)
+    assert first_minus_last(unlit) > 20  # light_from_above=0 keeps the dusk
+    assert "light_from_above=0.0" in repr(datasets[1]) and "dusk=0.0" in repr(datasets[2][0].video)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, True, "dim"])
+def test_a_cue_out_of_range_names_the_key_and_the_range(bad):
+    with pytest.raises(ValueError, match=r"light_from_above must be a number in \[0, 0.9\]"):
+        MovingShapes(num_samples=2, light_from_above=bad)
