@@ -23,9 +23,9 @@ the same command picks up where it stopped. Writes ``OUT/results.json`` (every n
 
 A *variant* is one more arm: a method's recipe with recipe overrides and/or a multiple of the
 budget, to test why a method does (not) transfer, e.g. ``--variant 'moco_colour=moco
-objective.photometric=mocov2'`` or ``--variant 'tubelet_x4=tubelet*4'``. A variant with
-overrides is calibrated on its own (they may change its speed); one without reuses its method's
-calibration.
+objective.photometric=mocov2'`` or ``--variant 'tubelet_x4=tubelet*4'``. A variant makes its
+method's number of steps (times X), whatever the overrides cost per step, so that the comparison
+with the method isolates what the overrides change.
 
 Shape legend: none (no tensors here).
 """
@@ -84,7 +84,7 @@ class Arm:
     baseline: str
     overrides: tuple[str, ...] = ()  # a variant's recipe overrides
     budget_x: float = 1.0  # a variant's multiple of the budget
-    calibration: str = ""  # the calibration.json entry that times it (default: ``name``)
+    calibration: str = ""  # a variant's method: the calibration.json entry that sets its steps
 
     @property
     def pretrained(self) -> bool:
@@ -162,7 +162,7 @@ def make_arms(
         if not match:
             match = [random_arm_name(backbone, [r for _, r in randoms])]
             randoms.append((backbone, match[0]))
-        calibration = "" if overrides or name == method else method
+        calibration = "" if name == method else method  # a variant makes its method's steps
         arms.append(Arm(name, recipe, backbone, match[0], overrides, budget_x, calibration))
     return arms + [Arm(r, None, b, r) for b, r in randoms]
 
@@ -295,7 +295,6 @@ def calibration_tasks(arms: list[Arm], args, pretrain_overrides: list[str]) -> l
             "train",
             str(arm.recipe),
             *pretrain_overrides,
-            *arm.overrides,
             f"run.output_root={run.parent}",
             f"run.name={key}",
             f"train.max_steps={n}",
@@ -611,7 +610,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="'NAME=METHOD[*X] [key=value ...]'",
-        help="one more arm: METHOD's recipe with overrides and/or X times the budget "
+        help="one more arm: METHOD's recipe with overrides and/or X times METHOD's steps "
         "(repeatable), e.g. 'moco_colour=moco objective.photometric=mocov2', 'tubelet_x4=tubelet*4'",
     )
     p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)

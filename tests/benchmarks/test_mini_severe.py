@@ -232,7 +232,7 @@ def test_a_variant_is_a_method_with_overrides_and_a_budget_multiple(bench):
             bench.parse_variant(bad)
 
 
-def test_variants_get_their_own_runs_budget_and_calibration(bench, tmp_path):
+def test_variants_make_their_methods_steps_times_x_with_their_own_overrides(bench, tmp_path):
     from vssl_core.plugins import load_plugins
 
     args = _args(
@@ -241,25 +241,22 @@ def test_variants_get_their_own_runs_budget_and_calibration(bench, tmp_path):
         "--budget-minutes", "2",
         "--methods", "rotation",
         "--variant", "rotation_flat=rotation data.dataset.style=flat",
-        "--variant", "rotation_x3=rotation*3",
+        "--variant", "clip_order_x3=clip_order*3",
     )  # fmt: skip
     arms = bench.make_arms(args.methods, bench.ROOT / "recipes", [], load_plugins(), args.variants)
-    assert [a.name for a in arms] == [
-        "rotation",
-        "rotation_flat",
-        "rotation_x3",
-        "random_cnn3d_small",
-    ]
+    names = [a.name for a in arms]
+    assert names == ["rotation", "rotation_flat", "clip_order_x3", "random_cnn3d_small"]
     assert {a.baseline for a in arms} == {"random_cnn3d_small"}  # same backbone, one random arm
     calib = bench.calibration_tasks(arms, args, [])
-    assert [t.name for t in calib] == ["calibrate-rotation", "calibrate-rotation_flat"]
-    assert "data.dataset.style=flat" in calib[1].argv()
+    # one calibration per method, of the method's own recipe (no variant's overrides)
+    assert [t.name for t in calib] == ["calibrate-rotation", "calibrate-clip_order"]
+    assert not any("style=flat" in a for t in calib for a in t.argv())
     (tmp_path / "calibration.json").write_text(
-        json.dumps({"rotation": {"steps_per_s": 10.0}, "rotation_flat": {"steps_per_s": 5.0}})
+        json.dumps({"rotation": {"steps_per_s": 10.0}, "clip_order": {"steps_per_s": 5.0}})
     )
     steps = {a.name: bench.budget_steps(a, args) for a in arms if a.pretrained}
-    assert steps == {"rotation": 1200, "rotation_flat": 600, "rotation_x3": 3600}
+    assert steps == {"rotation": 1200, "rotation_flat": 1200, "clip_order_x3": 1800}
     flat = bench.pretrain_task(arms[1], 0, args, [])
-    assert "data.dataset.style=flat" in flat.argv() and "train.max_steps=600" in flat.argv()
-    assert flat.after == ("calibrate-rotation_flat",)
-    assert bench.pretrain_task(arms[2], 0, args, []).after == ("calibrate-rotation",)
+    assert "data.dataset.style=flat" in flat.argv() and "train.max_steps=1200" in flat.argv()
+    assert flat.after == ("calibrate-rotation",)
+    assert bench.pretrain_task(arms[2], 0, args, []).after == ("calibrate-clip_order",)
