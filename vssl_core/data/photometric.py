@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as torchvision's rgb_to_grayscale
 
@@ -116,38 +115,38 @@ def _saturation(x: torch.Tensor, d: PhotometricDraw) -> torch.Tensor:
 def _hue(x: torch.Tensor, d: PhotometricDraw) -> torch.Tensor:
     if d.hue == 0:
         return x
-    h, s, v = rgb_to_hsv(x / 255.0).unbind(0)
-    return hsv_to_rgb(torch.stack(((h + d.hue) % 1.0, s, v))) * 255.0
+    return rotate_hue(x, d.hue)
+
+
+def rotate_hue(x_CTHW: torch.Tensor, turns: float) -> torch.Tensor:
+    """Shift the HSV hue of an RGB clip (any scale) by ``turns``; saturation and value stay.
+
+    The same result as converting to HSV, shifting the hue and converting back, without
+    building the HSV image (the loader workers run this on every clip): a pixel keeps its max
+    ``v`` and chroma ``c``, and channel n becomes ``v - c * clamp(min(k, 4 - k), 0, 1)`` with
+    ``k = (n + 6 * hue) mod 6``."""
+    value, low = x_CTHW.amax(dim=0), x_CTHW.amin(dim=0)  # (max(dim) with indices is slow)
+    chroma = value - low
+    r, g, b = x_CTHW.unbind(0)
+    # 6 x hue x chroma, up to a multiple of 6 x chroma, by the first channel holding the max
+    sextant = torch.where(
+        r == value, g - b, torch.where(g == value, b - r + 2 * chroma, r - g + 4 * chroma)
+    )
+    hue6 = sextant / chroma.clamp(min=1e-12) + 6 * turns
+    k = torch.stack((hue6 + 5, hue6 + 3, hue6 + 1)).remainder_(6)
+    weight = torch.minimum(k, 4 - k).clamp_(0, 1)
+    return value - chroma * weight  # chroma 0 (a gray pixel): every channel is its value
 
 
 _JITTER_OPS = (_brightness, _contrast, _saturation, _hue)
 
 
-def rgb_to_hsv(rgb_CTHW: torch.Tensor) -> torch.Tensor:
-    """RGB in [0, 1] -> (hue in [0, 1), saturation, value) along dim 0."""
-    r, g, b = rgb_CTHW.unbind(0)
-    value, argmax = rgb_CTHW.max(dim=0)
-    chroma = value - rgb_CTHW.min(dim=0).values
-    safe = chroma.clamp(min=1e-12)
-    hue = torch.where(
-        argmax == 0,
-        ((g - b) / safe) % 6,
-        torch.where(argmax == 1, (b - r) / safe + 2, (r - g) / safe + 4),
-    )
-    hue = torch.where(chroma > 0, hue / 6, torch.zeros_like(hue))
-    saturation = torch.where(value > 0, chroma / value.clamp(min=1e-12), torch.zeros_like(value))
-    return torch.stack((hue, saturation, value))
-
-
-def hsv_to_rgb(hsv_CTHW: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb_to_hsv` (hue taken modulo 1)."""
-    h, s, v = hsv_CTHW.unbind(0)
-    k = torch.stack([(n + h * 6) % 6 for n in (5.0, 3.0, 1.0)])  # R, G, B
-    return v - v * s * (torch.minimum(k, 4 - k).clamp(0, 1))
-
-
 def gaussian_blur(x_CTHW: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of every frame (radius ceil(3 sigma), reflected borders)."""
+    """Separable Gaussian blur of every frame (radius ceil(3 sigma), reflected borders).
+
+    Each pass is one matrix product with a banded [n, n] matrix that folds in the reflected
+    border: on a CPU, several times faster than a one-channel convolution over a padded copy.
+    """
     c, t, h, w = x_CTHW.shape
     radius = min(math.ceil(3 * sigma), h - 1, w - 1)
     if radius < 1:
@@ -155,8 +154,18 @@ def gaussian_blur(x_CTHW: torch.Tensor, sigma: float) -> torch.Tensor:
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
     kernel = kernel / kernel.sum()
-    frames = x_CTHW.reshape(c * t, 1, h, w)
-    frames = F.pad(frames, (radius, radius, radius, radius), mode="reflect")
-    frames = F.conv2d(frames, kernel.view(1, 1, 1, -1))
-    frames = F.conv2d(frames, kernel.view(1, 1, -1, 1))
-    return frames.reshape(c, t, h, w)
+    rows = _blur_matrix(kernel, h).T  # [h_out, h_in]
+    return rows @ (x_CTHW.float() @ _blur_matrix(kernel, w))
+
+
+def _blur_matrix(kernel: torch.Tensor, n: int) -> torch.Tensor:
+    """[n_in, n_out]: output i is sum_j kernel[j] * input[reflect(i + j - radius)], where
+    reflect mirrors about the edge pixels (-1 -> 1, n -> n - 2), as ``F.pad(mode="reflect")``."""
+    radius = (kernel.numel() - 1) // 2
+    out = torch.arange(n).unsqueeze(1)
+    src = out + torch.arange(-radius, radius + 1)  # [n_out, taps]
+    src = torch.where(src < 0, -src, src)
+    src = torch.where(src > n - 1, 2 * (n - 1) - src, src)
+    matrix = torch.zeros(n, n)
+    matrix.index_put_((src, out.expand_as(src)), kernel.expand_as(src), accumulate=True)
+    return matrix

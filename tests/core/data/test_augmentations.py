@@ -1,6 +1,8 @@
 """Clip-consistent augmentation: colour jitter, grayscale and blur (one keyed draw per clip, the
 same on every frame), the random-resized-crop scale range, and the test-time crop boxes."""
 
+import colorsys
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -13,6 +15,7 @@ from vssl_core.data.photometric import (
     apply_photometric,
     draw_photometric,
     gaussian_blur,
+    rotate_hue,
 )
 from vssl_core.data.transforms import eval_crop_boxes, random_resized_crop_box
 from vssl_core.interfaces import ViewSpec
@@ -61,6 +64,40 @@ def test_grayscale_and_blur():
     assert blurred.float().std() < 0.6 * clip.float().std()  # noise is smoothed
     constant = torch.full((3, 1, 9, 9), 77.0)
     assert torch.allclose(gaussian_blur(constant, 2.0), constant)  # the kernel sums to one
+
+
+@pytest.mark.parametrize("turns", [0.07, -0.1, 1 / 3, 0.5])
+def test_rotate_hue_matches_colorsys_hsv_round_trip(turns):
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (3, 2, 6, 7)).astype(np.float32)
+    rgb[:, 0, 0, :3] = rgb[0, 0, 0, :3]  # gray pixels (chroma 0) and ties between channels
+    rgb[1, 1, 2, :] = rgb[0, 1, 2, :]
+    want = np.empty_like(rgb)
+    for idx in np.ndindex(rgb.shape[1:]):
+        h, s, v = colorsys.rgb_to_hsv(*(rgb[(slice(None), *idx)] / 255))
+        want[(slice(None), *idx)] = np.array(colorsys.hsv_to_rgb((h + turns) % 1.0, s, v)) * 255
+    got = rotate_hue(torch.from_numpy(rgb), turns).numpy()
+    assert np.abs(got - want).max() < 1e-3
+
+
+def _reference_blur(x_CTHW: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The textbook way: pad by reflection, two one-channel 1D convolutions."""
+    import torch.nn.functional as F
+
+    c, t, h, w = x_CTHW.shape
+    radius = min(math.ceil(3 * sigma), h - 1, w - 1)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    frames = F.pad(x_CTHW.reshape(c * t, 1, h, w), (radius,) * 4, mode="reflect")
+    frames = F.conv2d(F.conv2d(frames, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))
+    return frames.reshape(c, t, h, w)
+
+
+@pytest.mark.parametrize(("sigma", "size"), [(0.4, (9, 9)), (1.5, (16, 12)), (2.0, (5, 7))])
+def test_blur_matches_reflect_padded_convolution(sigma, size):
+    x = torch.rand(3, 2, *size) * 255  # (5, 7) at sigma 2: the radius is capped at h - 1
+    assert torch.allclose(gaussian_blur(x, sigma), _reference_blur(x, sigma), atol=1e-3)
 
 
 def test_one_draw_applies_to_every_frame_of_the_clip():
