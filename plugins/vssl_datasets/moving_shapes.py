@@ -18,7 +18,7 @@ only in speed or only in path (the miniature's fine-grained label sets).
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Literal
@@ -82,6 +82,14 @@ class _Style:
     # learn. Both are the same for every class, so they never reveal the label.
     light_from_above: float = 0.0  # background dims by this fraction from top to bottom
     dusk: float = 0.0  # frames darken by this fraction of full scale from first to last frame
+    # The same two cues carried by the moving objects instead (no style uses them; a dataset
+    # option turns them on): a global cue can be read without looking at the motion, these
+    # only by finding the moving object (shading) or by measuring its speed (friction).
+    object_light: float = 0.0  # moving objects dim by this fraction from top row to bottom row
+    friction: float = 0.0  # objects slow down: speed goes from 1 + f to 1 - f times the mean
+
+
+CUES: tuple[str, ...] = ("light_from_above", "dusk", "object_light", "friction")
 
 
 _STYLES = {
@@ -139,10 +147,13 @@ def _path_offsets(motion: Motion, u_T: np.ndarray, size: int, rng: np.random.Gen
     return offsets_T2
 
 
-def _clip_time(num_frames: int, repeats: int) -> np.ndarray:
+def _clip_time(num_frames: int, repeats: int, friction: float = 0.0) -> np.ndarray:
     """Path progress [T] in [0, 1]: once from 0 to 1 (repeats 0), or out and back ``repeats``
-    times (a triangle wave that ends where it starts)."""
+    times (a triangle wave that ends where it starts). ``friction`` f warps time so the object
+    slows down steadily, from 1 + f to 1 - f times its mean speed, over the same path."""
     t_T = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
+    if friction:
+        t_T = (1.0 + friction) * t_T - friction * t_T**2
     if repeats == 0:
         return t_T
     return 1.0 - np.abs(1.0 - 2.0 * ((repeats * t_T) % 1.0))
@@ -155,9 +166,10 @@ def _trajectory(
     sprite: int,
     rng: np.random.Generator,
     repeats: int = 0,
+    friction: float = 0.0,
 ) -> np.ndarray:
     """Integer top-left corners [T, 2] (x, y), placed so the whole path stays inside the frame."""
-    u_T = _clip_time(num_frames, repeats)
+    u_T = _clip_time(num_frames, repeats, friction)
     offsets_T2 = _path_offsets(motion, u_T, size, rng)
     low_2 = sprite / 2 - offsets_T2.min(axis=0)
     high_2 = size - sprite / 2 - offsets_T2.max(axis=0)
@@ -333,8 +345,7 @@ class ShapesVideo:
         style: str,
         repeats: int = 0,
         others: Sequence[Motion] = (),
-        light_from_above: float | None = None,
-        dusk: float | None = None,
+        cues: Mapping[str, float] | None = None,
     ) -> None:
         self.motion = motion
         self.num_frames = num_frames
@@ -344,8 +355,7 @@ class ShapesVideo:
         self.repeats = repeats
         self.others = tuple(others)
         self._key = key
-        cues = {"light_from_above": light_from_above, "dusk": dusk}
-        self._look = replace(_STYLES[style], **{k: v for k, v in cues.items() if v is not None})
+        self._look = replace(_STYLES[style], **(cues or {}))  # the style with overridden cues
         self.sprite_size, self.top_left_T2 = self._place(motion, _MOTION_STREAM)
         placed = [self._place(m, 2 * (j + 1)) for j, m in enumerate(self.others)]
         self.others_sprite_size = [side for side, _ in placed]
@@ -355,7 +365,9 @@ class ShapesVideo:
         """An object's sprite side and its top-left corners [T, 2], from its motion stream."""
         rng = numpy_rng(self._key, stream)
         side = max(3, round(rng.uniform(*_SPRITE) * self.size))
-        return side, _trajectory(motion, self.num_frames, self.size, side, rng, self.repeats)
+        return side, _trajectory(
+            motion, self.num_frames, self.size, side, rng, self.repeats, self._look.friction
+        )
 
     @cached_property
     def _assets(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
@@ -374,6 +386,7 @@ class ShapesVideo:
             if j > 0:
                 rng = numpy_rng(self._key, 2 * j + 1)
             rgb_3hw, mask_hw = _sprite(rng, side, style, _contrasting_colour(rng, mean_3))
+            rgb_3hw = _lit_from_above(rgb_3hw, style.object_light)
             sprites.append((_to_uint8_hwc(rgb_3hw), mask_hw))
         return _to_uint8_hwc(bg_3hw), sprites
 
@@ -402,7 +415,7 @@ class ShapesVideo:
         extra = f", repeats={self.repeats}" if self.repeats else ""
         extra += "".join(f", +{m.name}" for m in self.others)
         base = _STYLES[self.style]
-        for cue in ("light_from_above", "dusk"):
+        for cue in CUES:
             if getattr(self._look, cue) != getattr(base, cue):
                 extra += f", {cue}={getattr(self._look, cue)}"
         return (
@@ -473,7 +486,11 @@ class MovingShapes:
     the fraction the background dims from top to bottom, which gives rotation prediction an
     "up", and the fraction of full scale the frames darken from first to last frame, which gives
     clip-order prediction an arrow of time. Setting one to 0 removes that cue, to test whether a
-    pretext model relies on it.
+    pretext model relies on it. ``object_light`` and ``friction`` (default 0: off) put the same
+    two cues on the moving objects: each object dims by that fraction from its top row to its
+    bottom row, and slows down steadily from 1 + f to 1 - f times its mean speed (same path,
+    same class). Unlike the global cues, these can only be read by finding the moving object
+    or measuring its speed.
     """
 
     def __init__(
@@ -490,6 +507,8 @@ class MovingShapes:
         count_range: tuple[int, int] | None = None,
         light_from_above: float | None = None,
         dusk: float | None = None,
+        object_light: float | None = None,
+        friction: float | None = None,
     ) -> None:
         _check_int("num_samples", num_samples, 1)
         _check_int("num_frames", num_frames, 1)
@@ -501,18 +520,16 @@ class MovingShapes:
             raise ValueError(f"moving_shapes: fps must be a positive finite number, got {fps!r}")
         if task not in TASKS:
             raise ValueError(f"moving_shapes: task must be one of {TASKS}, got {task!r}")
-        for cue, value, high in (("light_from_above", light_from_above, 0.9), ("dusk", dusk, 0.9)):
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0 <= value <= high
-            ):
+        given = zip(CUES, (light_from_above, dusk, object_light, friction), strict=True)
+        self.cues = {cue: value for cue, value in given if value is not None}
+        for cue, value in self.cues.items():
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not 0 <= value <= 0.9:
                 raise ValueError(
-                    f"moving_shapes: {cue} must be a number in [0, {high}] (0 removes the cue) "
+                    f"moving_shapes: {cue} must be a number in [0, 0.9] (0: no such cue) "
                     f"or null for the style's, got {value!r}"
                 )
-        self.light_from_above = None if light_from_above is None else float(light_from_above)
-        self.dusk = None if dusk is None else float(dusk)
+        self.cues = {cue: float(value) for cue, value in self.cues.items()}
         self.motions: list[Motion] = _pick_classes(classes, num_classes)
         if task == "multilabel" and len(self.motions) < 2:
             raise ValueError("moving_shapes: task multilabel shows two motions: num_classes >= 2")
@@ -573,8 +590,7 @@ class MovingShapes:
             self.style,
             repeats=self.count(i) if self.task == "counting" else 0,
             others=[self.motions[j] for j in ids[1:]],
-            light_from_above=self.light_from_above,
-            dusk=self.dusk,
+            cues=self.cues,
         )
         return VideoSample(
             video=video, label=self.label(i), index=i, video_id=f"moving_shapes_{i:06d}"
@@ -582,9 +598,7 @@ class MovingShapes:
 
     def __repr__(self) -> str:
         extra = f", task={self.task!r}" if self.task != "classification" else ""
-        for cue in ("light_from_above", "dusk"):
-            if getattr(self, cue) is not None:
-                extra += f", {cue}={getattr(self, cue)}"
+        extra += "".join(f", {cue}={value}" for cue, value in self.cues.items())
         return (
             f"MovingShapes(num_samples={self.num_samples}, num_classes={self.num_classes}, "
             f"num_frames={self.num_frames}, size={self.size}, style={self.style!r}, "

@@ -250,3 +250,40 @@ def test_each_global_cue_can_be_removed_alone_and_nothing_else_changes():
 def test_a_cue_out_of_range_names_the_key_and_the_range(bad):
     with pytest.raises(ValueError, match=r"light_from_above must be a number in \[0, 0.9\]"):
         MovingShapes(num_samples=2, light_from_above=bad)
+
+
+def test_friction_slows_the_object_down_along_the_same_path():
+    kw = dict(
+        num_samples=8,
+        num_frames=32,
+        size=64,
+        num_classes=2,
+        classes=["line-right-fast", "line-up-fast"],
+    )
+    plain, slowing = MovingShapes(**kw), MovingShapes(**kw, friction=0.6)
+    for i in range(8):
+        a, b = plain[i].video.top_left_T2, slowing[i].video.top_left_T2
+        assert np.array_equal(a[[0, -1]], b[[0, -1]])  # same start and end: same path, same class
+        step = np.abs(np.diff(b, axis=0)).sum(axis=1)
+        assert step[:8].sum() > 1.8 * step[-8:].sum()  # mean speed 1.44x vs 0.56x over 8 steps
+        plain_step = np.abs(np.diff(a, axis=0)).sum(axis=1)
+        assert abs(int(plain_step[:8].sum()) - int(plain_step[-8:].sum())) <= 2
+    # counting: still out and back n times, ending where it started
+    video = MovingShapes(**kw, task="counting", friction=0.6)[0].video
+    assert np.array_equal(video.top_left_T2[0], video.top_left_T2[-1])
+
+
+def test_object_light_shades_the_moving_object_only():
+    kw = dict(num_samples=16, num_frames=4, size=64, style="flat")
+    plain, shaded = MovingShapes(**kw), MovingShapes(**kw, object_light=0.5)
+    for i in range(16):
+        va, vb = plain[i].video, shaded[i].video
+        fa, fb = va.read([0])[0].astype(float), vb.read([0])[0].astype(float)
+        (x0, y0), side = va.top_left_T2[0], va.sprite_size
+        changed = np.argwhere((fa != fb).any(axis=2))
+        assert changed.size  # the object got darker towards its bottom...
+        assert changed[:, 0].min() >= y0 and changed[:, 0].max() < y0 + side  # ...and only it
+        assert changed[:, 1].min() >= x0 and changed[:, 1].max() < x0 + side
+        assert (fb <= fa).all()
+        bottom = slice(y0 + side - 2, y0 + side)
+        assert (fa[bottom] - fb[bottom]).max() > 0.3 * fa[bottom].max()
