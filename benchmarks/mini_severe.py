@@ -147,6 +147,8 @@ def make_arms(
 ):
     """The pretrained arms in the order given, then the variants, then one random arm per
     distinct backbone."""
+    from vssl_core.schema import RecipeError
+
     arms: list[Arm] = []
     randoms: list[tuple[dict, str]] = []
     wanted = [(n, n, 1.0, ()) for n in names]
@@ -157,7 +159,10 @@ def make_arms(
             raise SystemExit(f"--methods {method}: no recipe {recipe}; choose from {METHODS}")
         if name in [a.name for a in arms]:
             raise SystemExit(f"arm {name!r} is asked for twice: give the variant another name")
-        backbone = resolve_backbone(recipe, [*pretrain_overrides, *overrides], host)
+        try:
+            backbone = resolve_backbone(recipe, [*pretrain_overrides, *overrides], host)
+        except RecipeError as exc:  # a typo in a variant's overrides, before anything runs
+            raise SystemExit(f"arm {name!r}: {exc}") from None
         match = [r for b, r in randoms if b == backbone]
         if not match:
             match = [random_arm_name(backbone, [r for _, r in randoms])]

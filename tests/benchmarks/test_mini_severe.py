@@ -260,3 +260,11 @@ def test_variants_make_their_methods_steps_times_x_with_their_own_overrides(benc
     assert "data.dataset.style=flat" in flat.argv() and "train.max_steps=1200" in flat.argv()
     assert flat.after == ("calibrate-rotation",)
     assert bench.pretrain_task(arms[2], 0, args, []).after == ("calibrate-clip_order",)
+
+
+def test_a_typo_in_a_variant_names_the_arm_and_the_closest_key_before_anything_runs(bench):
+    from vssl_core.plugins import load_plugins
+
+    typo = bench.parse_variant("rotation_flat=rotation data.dataset.stlye=flat")
+    with pytest.raises(SystemExit, match=r"(?s)arm 'rotation_flat'.*did you mean 'style'"):
+        bench.make_arms([], bench.ROOT / "recipes", [], load_plugins(), [typo])
