@@ -519,6 +519,13 @@ def markdown(arms: list[Arm], args, summary: dict, meta: dict) -> str:
         f"{meta['threads']} torch thread(s) per run; the runs' wall times summed: pretraining "
         f"{meta['pretrain_min']:.0f} min, evaluation {meta['eval_min']:.0f} min.",
     ]
+    variants = [a for a in arms if a.calibration]
+    if variants:
+        lines += ["", "Variants (each makes its method's steps, times its multiple):"]
+        for arm in variants:
+            what = " ".join(arm.overrides) or "its method's recipe"
+            times = f", {arm.budget_x:g}x the steps" if arm.budget_x != 1 else ""
+            lines.append(f"- {arm.name}: {arm.calibration} with {what}{times}")
     for protocol in args.protocols:
         head = [
             f"{BY_KEY[k].key} ({BY_KEY[k].metric}{'' if BY_KEY[k].higher_is_better else ' ↓'})"

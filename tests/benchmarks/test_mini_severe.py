@@ -260,6 +260,10 @@ def test_variants_make_their_methods_steps_times_x_with_their_own_overrides(benc
     assert "data.dataset.style=flat" in flat.argv() and "train.max_steps=1200" in flat.argv()
     assert flat.after == ("calibrate-rotation",)
     assert bench.pretrain_task(arms[2], 0, args, []).after == ("calibrate-clip_order",)
+    meta = {"budget": "2 min", "threads": "1", "pretrain_min": 0.0, "eval_min": 0.0}
+    table = bench.markdown(arms, args, bench.summarize(arms, args), meta)
+    assert "- rotation_flat: rotation with data.dataset.style=flat\n" in table
+    assert "- clip_order_x3: clip_order with its method's recipe, 3x the steps\n" in table
 
 
 def test_a_typo_in_a_variant_names_the_arm_and_the_closest_key_before_anything_runs(bench):
