@@ -354,18 +354,21 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_severe(args: argparse.Namespace, host) -> int:
+    from vssl_core.engine.trainer import EXIT_PREEMPTED
     from vssl_eval.report import write_report
 
     plan = make_plan(args)
     preflight(plan, host)
     main = int(os.environ.get("RANK", "0")) == 0
     outcomes = run_all(plan, host, announce=print if main else lambda text: None)
+    if outcomes[-1].status == "preempted":  # no report: settings are still to run
+        if main:
+            print(
+                f"preempted during {outcomes[-1].setting.key}; run the same command again to "
+                "continue"
+            )
+        return EXIT_PREEMPTED
     if not main:
-        return 0
-    if outcomes[-1].status == "preempted":
-        print(
-            f"preempted during {outcomes[-1].setting.key}; run the same command again to continue"
-        )
         return 0
     report = write_report(plan, outcomes)
     for o in outcomes:

@@ -151,3 +151,14 @@ def test_a_preempted_evaluation_resumes_with_its_best_model(pretrained, tmp_path
     selected = json.loads((run_dir / "metrics.json").read_text())["selected"]
     best = max(val, key=lambda v: v["top1"])  # the first of equals wins: strictly better only
     assert selected["step"] == best["step"] and selected["value"] == best["top1"]
+
+
+def test_a_preempted_eval_command_exits_143_so_drivers_do_not_take_it_for_finished(
+    pretrained, tmp_path, capsys
+):
+    recipe = ROOT / "recipes" / "eval" / "synthetic_linear.yaml"
+    argv = ["-p", "kit.sigterm3", "eval", str(recipe), f"checkpoint={pretrained}"]
+    code = main([*argv, "train.epochs=2", *tiny(tmp_path)])
+    assert code == 143, capsys.readouterr().err
+    assert "preempted; continue with resume=true" in capsys.readouterr().out
+    assert not (tmp_path / "runs" / "eval_linear" / "metrics.json").exists()

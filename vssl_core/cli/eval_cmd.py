@@ -42,6 +42,7 @@ def expand_checkpoint(overrides: list[str]) -> list[str]:
 def cmd_eval(args: argparse.Namespace, host) -> int:
     from vssl_core.build import build
     from vssl_core.config import load_config
+    from vssl_core.engine.trainer import EXIT_PREEMPTED
     from vssl_core.schema import RecipeError
 
     config = load_config(args.recipe, expand_checkpoint(args.overrides), host)
@@ -52,10 +53,12 @@ def cmd_eval(args: argparse.Namespace, host) -> int:
             "eval.protocol: {name: finetune | linear | knn} (examples: recipes/eval/)"
         )
     result = build(host.registry, "protocol", spec).run(config, host)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return 0
-    if result.status != "completed":
-        print(f"{result.status}; continue with resume=true. Run directory {result.run_dir}")
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if result.status != "completed":  # pre-empted: the checkpoint is saved, nothing measured
+        if main_rank:
+            print(f"{result.status}; continue with resume=true. Run directory {result.run_dir}")
+        return EXIT_PREEMPTED
+    if not main_rank:
         return 0
     for name, value in result.metrics.items():
         print(f"{name:<18} {value:.4f}")

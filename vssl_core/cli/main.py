@@ -160,14 +160,14 @@ def _host(args: argparse.Namespace):
 
 def cmd_train(args, host) -> int:
     from vssl_core.config import load_config
-    from vssl_core.engine.trainer import train
+    from vssl_core.engine.trainer import EXIT_PREEMPTED, train
 
     config = load_config(args.recipe, args.overrides, host)
     result = train(config, host)
     if int(os.environ.get("RANK", "0")) == 0:
         loss = f", last logged loss {result.last_loss:.4f}" if result.last_loss is not None else ""
         print(f"{result.status} at step {result.step}{loss}; run directory {result.run_dir}")
-    return 0
+    return EXIT_PREEMPTED if result.status == "preempted" else 0
 
 
 def cmd_config(args, host) -> int:

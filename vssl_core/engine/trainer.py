@@ -46,6 +46,11 @@ from vssl_core.recipe import dump_yaml
 
 log = logging.getLogger("vssl.train")
 
+# The exit status of a command whose run was pre-empted (checkpoint saved, not finished): the
+# shell's status for a process ended by SIGTERM, so `vssl train R && vssl eval ...` and job
+# drivers never take a pre-empted run for a finished one.
+EXIT_PREEMPTED = 128 + signal.SIGTERM
+
 
 class TrainingError(RuntimeError):
     pass

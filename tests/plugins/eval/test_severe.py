@@ -223,3 +223,12 @@ def test_synthetic_severe_end_to_end_then_resume_and_skip(tmp_path, capsys):
     torch.save({"format": "vssl", "model": {"backbone.x": torch.zeros(1)}}, other)
     assert main(["severe", "--synthetic", "--out", str(out), str(other), *TINY]) == 2
     assert "give another --out" in capsys.readouterr().err
+
+
+def test_a_preempted_severe_run_exits_143_without_a_report(tmp_path, capsys):
+    out = tmp_path / "severe"
+    argv = ["-p", "kit.sigterm3", "severe", "--synthetic", "--settings", "ucf101_1k"]
+    code = main([*argv, "--out", str(out), "none", *TINY, "train.max_steps=5"])
+    assert code == 143, capsys.readouterr().err
+    assert "preempted during ucf101_1k" in capsys.readouterr().out
+    assert not (out / "report.md").exists() and not (out / "ucf101_1k" / "metrics.json").exists()
