@@ -556,9 +556,13 @@ def markdown(arms: list[Arm], args, summary: dict, meta: dict) -> str:
 def plot(arms: list[Arm], args, summary: dict, path: Path) -> None:
     """Per protocol: each setting's score per arm (top), each factor's gain over random init
     (bottom), error bars one standard deviation over seeds."""
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    # one colour per arm, the same in every panel (the default cycle repeats after 10)
+    palette = colormaps["tab20" if len(arms) > 10 else "tab10"]
+    colour = {arm.name: palette(i % palette.N) for i, arm in enumerate(arms)}
     cols = len(args.protocols)
     fig = Figure(figsize=(7 * cols, 8.5), constrained_layout=True)
     FigureCanvasAgg(fig)
@@ -574,7 +578,7 @@ def plot(arms: list[Arm], args, summary: dict, path: Path) -> None:
                 row[k]["sd"] * (1 if BY_KEY[k].higher_is_better else 100) if row[k]["n"] else 0
                 for k in args.settings
             ]
-            top.bar(xs, ys, width, yerr=es, label=arm.name)
+            top.bar(xs, ys, width, yerr=es, label=arm.name, color=colour[arm.name])
         top.set_xticks([j + 0.4 - width / 2 for j in range(len(args.settings))], args.settings)
         top.set_title(f"{protocol}: score (counting: 100 x (1 - mae))")
         gained = list(summary["factors"][protocol].items())
@@ -582,9 +586,8 @@ def plot(arms: list[Arm], args, summary: dict, path: Path) -> None:
         for i, (name, info) in enumerate(gained):
             g = [info["gain"][f] for f in FACTORS]
             xs = [j + i * width for j in range(len(FACTORS))]
-            bottom.bar(
-                xs, [s["mean"] or 0 for s in g], width, yerr=[s["sd"] or 0 for s in g], label=name
-            )
+            means, sds = [s["mean"] or 0 for s in g], [s["sd"] or 0 for s in g]
+            bottom.bar(xs, means, width, yerr=sds, label=name, color=colour[name])
         bottom.axhline(GOAL_POINTS, color="k", linestyle="--", linewidth=1)
         bottom.axhline(0, color="k", linewidth=0.5)
         bottom.set_xticks([j + 0.4 - width / 2 for j in range(len(FACTORS))], FACTORS)
@@ -757,8 +760,11 @@ def write_results(arms: list[Arm], args, wall_min: float, failed: list[str]) -> 
         a.name: budget_steps(a, args) for a in arms if a.pretrained and a.timed_as in calibration
     }
     wall = {}
+    runs = {f"{a.name}-s{seed}" for a in arms for seed in args.seeds}
     for path in sorted(args.out.glob("*/**/" + DONE)):
-        wall[str(path.parent.relative_to(args.out))] = json.loads(path.read_text())["wall_s"]
+        where = path.parent.relative_to(args.out)  # pretrain/ARM-sN or eval/ARM-sN/PROTOCOL
+        if where.parts[1] in runs:  # this report's arms and seeds only
+            wall[str(where)] = json.loads(path.read_text())["wall_s"]
     threads = sorted({c["threads"] for c in calibration.values()}) or [args.threads]
     meta = {
         "budget": f"{args.budget_minutes:g} min per pretraining (calibration.json)",
