@@ -84,7 +84,7 @@ class Arm:
     baseline: str
     overrides: tuple[str, ...] = ()  # a variant's recipe overrides
     budget_x: float = 1.0  # a variant's multiple of the budget
-    calibration: str = ""  # a variant's method: the calibration.json entry that sets its steps
+    variant_of: str = ""  # a variant's method, whose calibration.json entry sets its steps
 
     @property
     def pretrained(self) -> bool:
@@ -92,7 +92,7 @@ class Arm:
 
     @property
     def timed_as(self) -> str:
-        return self.calibration or self.name
+        return self.variant_of or self.name
 
 
 @dataclass(frozen=True)
@@ -167,8 +167,8 @@ def make_arms(
         if not match:
             match = [random_arm_name(backbone, [r for _, r in randoms])]
             randoms.append((backbone, match[0]))
-        calibration = "" if name == method else method  # a variant makes its method's steps
-        arms.append(Arm(name, recipe, backbone, match[0], overrides, budget_x, calibration))
+        variant_of = "" if name == method else method  # a variant makes its method's steps
+        arms.append(Arm(name, recipe, backbone, match[0], overrides, budget_x, variant_of))
     return arms + [Arm(r, None, b, r) for b, r in randoms]
 
 
@@ -519,13 +519,13 @@ def markdown(arms: list[Arm], args, summary: dict, meta: dict) -> str:
         f"{meta['threads']} torch thread(s) per run; the runs' wall times summed: pretraining "
         f"{meta['pretrain_min']:.0f} min, evaluation {meta['eval_min']:.0f} min.",
     ]
-    variants = [a for a in arms if a.calibration]
+    variants = [a for a in arms if a.variant_of]
     if variants:
         lines += ["", "Variants (each makes its method's steps, times its multiple):"]
         for arm in variants:
             what = " ".join(arm.overrides) or "its method's recipe"
             times = f", {arm.budget_x:g}x the steps" if arm.budget_x != 1 else ""
-            lines.append(f"- {arm.name}: {arm.calibration} with {what}{times}")
+            lines.append(f"- {arm.name}: {arm.variant_of} with {what}{times}")
     for protocol in args.protocols:
         head = [
             f"{BY_KEY[k].key} ({BY_KEY[k].metric}{'' if BY_KEY[k].higher_is_better else ' ↓'})"

@@ -11,7 +11,7 @@ motions and sprites). Accuracy that falls to chance without a cue says that cue 
 model learned to read::
 
     python benchmarks/pretext_cues.py runs/mini_severe/pretrain/rotation-s0 \
-        runs/mini_severe/pretrain/clip_order-s0 --batches 8
+        runs/mini_severe/pretrain/clip_order-s0
 
 ``--row 'NAME: key=value ...'`` measures other conditions instead of the cues, e.g. whether
 MoCo's instance discrimination survives colour jitter it never saw in training::
@@ -78,7 +78,7 @@ def pretext_metrics(run_dir: Path, overrides: Sequence[str], batches: int, seed:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="pretraining run folders")
-    p.add_argument("--batches", type=int, default=8, help="batches per row (default 8)")
+    p.add_argument("--batches", type=int, default=16, help="batches per row (default 16)")
     p.add_argument(
         "--video-seed", type=int, default=1, help="moving_shapes seed of the held-out videos"
     )
@@ -115,11 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             for name, extra in rows.items()
         }
-    keys = sorted({k for rows in table.values() for row in rows.values() for k in row})
+    keys = sorted({k for measured in table.values() for row in measured.values() for k in row})
     print("| run | videos | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 2) + "|")
-    for run, rows in table.items():
-        for name, row in rows.items():
+    for run, measured in table.items():
+        for name, row in measured.items():
             cells = [f"{row[k]:.3f}" if k in row else "–" for k in keys]
             print(f"| {Path(run).name} | {name} | " + " | ".join(cells) + " |")
     if args.json:

@@ -308,12 +308,13 @@ def _background(rng: np.random.Generator, size: int, style: _Style) -> np.ndarra
     return bg_3hw
 
 
-def _lit_from_above(bg_3hw: np.ndarray, fraction: float) -> np.ndarray:
-    """The background dimmed by ``fraction`` from the top row to the bottom row."""
+def _lit_from_above(rgb_3hw: np.ndarray, fraction: float) -> np.ndarray:
+    """An image (the background, or a sprite) dimmed by ``fraction`` from its top row to its
+    bottom row."""
     if not fraction:
-        return bg_3hw
-    size = bg_3hw.shape[1]
-    return bg_3hw * np.linspace(1.0, 1.0 - fraction, size, dtype=np.float32)[:, None]
+        return rgb_3hw
+    rows = rgb_3hw.shape[1]
+    return rgb_3hw * np.linspace(1.0, 1.0 - fraction, rows, dtype=np.float32)[:, None]
 
 
 def _to_uint8_hwc(rgb_3hw: np.ndarray) -> np.ndarray:
@@ -521,15 +522,17 @@ class MovingShapes:
         if task not in TASKS:
             raise ValueError(f"moving_shapes: task must be one of {TASKS}, got {task!r}")
         given = zip(CUES, (light_from_above, dusk, object_light, friction), strict=True)
-        self.cues = {cue: value for cue, value in given if value is not None}
-        for cue, value in self.cues.items():
+        self.cues: dict[str, float] = {}  # the style's cues this dataset overrides
+        for cue, value in given:
+            if value is None:
+                continue
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not number or not 0 <= value <= 0.9:
                 raise ValueError(
                     f"moving_shapes: {cue} must be a number in [0, 0.9] (0: no such cue) "
                     f"or null for the style's, got {value!r}"
                 )
-        self.cues = {cue: float(value) for cue, value in self.cues.items()}
+            self.cues[cue] = float(value)
         self.motions: list[Motion] = _pick_classes(classes, num_classes)
         if task == "multilabel" and len(self.motions) < 2:
             raise ValueError("moving_shapes: task multilabel shows two motions: num_classes >= 2")
