@@ -281,7 +281,10 @@ class Backbone(nn.Module):
 
     Attributes every backbone sets: ``num_features`` (width of pooled features),
     ``input_size`` ((T, H, W) the backbone was built for) and ``capabilities`` (e.g.
-    ``{"token_mask"}`` when ``forward_features`` accepts a token mask).
+    ``{"token_mask"}`` when ``forward_features(clip, mask_BN=None, num_visible=None)`` accepts
+    a boolean token mask [B, N] (True = masked, the same count in every row) and returns the
+    visible tokens; ``num_visible``, when given, is that count, so the backbone need not read
+    the mask on the host).
     """
 
     num_features: int

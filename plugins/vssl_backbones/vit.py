@@ -135,15 +135,26 @@ class VisionTransformer3D(Backbone):
             )
 
     def forward_features(
-        self, clip_BCTHW: torch.Tensor, mask_BN: torch.Tensor | None = None
+        self,
+        clip_BCTHW: torch.Tensor,
+        mask_BN: torch.Tensor | None = None,
+        num_visible: int | None = None,
     ) -> torch.Tensor:
-        """Normed tokens [B, N, D] (un-normed without ``final_norm``), or [B, V, D] for the visible tokens (ascending index) when a
-        boolean ``mask_BN`` (True = masked, the same count in every row) is given."""
+        """Normed tokens [B, N, D] (un-normed without ``final_norm``), or [B, V, D] for the
+        visible tokens (ascending index) when a boolean ``mask_BN`` (True = masked, the same
+        count in every row) is given.
+
+        A caller that knows how many tokens every row keeps passes ``num_visible``: the forward
+        then never reads the mask on the host, so it has no device sync and no
+        ``torch.compile`` graph break (the count is still checked, on the device).
+        """
         self._check_clip(clip_BCTHW)
         if mask_BN is None:
+            if num_visible is not None:
+                raise ValueError("num_visible is the visible count of a mask_BN; pass both")
             tokens_BND = self.patch_embed(clip_BCTHW) + self.pos_embed
         else:  # embed the visible tubelets only
-            index_BV = _visible_index(mask_BN, clip_BCTHW.shape[0], self.num_tokens)
+            index_BV = _visible_index(mask_BN, clip_BCTHW.shape[0], self.num_tokens, num_visible)
             tokens_BND = self.patch_embed(clip_BCTHW, index_BV) + self.pos_embed[0][index_BV]
         for block in self.blocks:
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
@@ -159,7 +170,9 @@ class VisionTransformer3D(Backbone):
         return self.forward_features(clip_BCTHW).mean(dim=1)
 
 
-def _visible_index(mask_BN: torch.Tensor, B: int, N: int) -> torch.Tensor:
+def _visible_index(
+    mask_BN: torch.Tensor, B: int, N: int, num_visible: int | None = None
+) -> torch.Tensor:
     """The unmasked token indices of each row in ascending order, [B, V]."""
     if mask_BN.dtype != torch.bool or tuple(mask_BN.shape) != (B, N):
         raise ValueError(
@@ -167,6 +180,15 @@ def _visible_index(mask_BN: torch.Tensor, B: int, N: int) -> torch.Tensor:
             f"{mask_BN.dtype} {list(mask_BN.shape)}"
         )
     visible_B = (~mask_BN).sum(dim=1)
+    if num_visible is not None:
+        if not 0 < num_visible <= N:
+            raise ValueError(f"num_visible={num_visible} must be in 1..{N} (the token count)")
+        # checked on the device: no host sync (a CUDA mismatch surfaces as a device assert)
+        torch._assert_async(
+            (visible_B == num_visible).all(),
+            f"token mask does not keep num_visible={num_visible} tokens in every row",
+        )
+        return order_visible_first(mask_BN)[:, :num_visible]
     lo, hi = torch.stack(torch.aminmax(visible_B)).tolist()  # one host sync per masked forward
     if lo != hi:
         raise ValueError(

@@ -48,12 +48,16 @@ def rotate_clips(clip_BCTHW: torch.Tensor, quarter_turns_B: torch.Tensor) -> tor
     assert H == W, f"rotation needs square frames, got {H}x{W}"
     assert quarter_turns_B.shape == (B,), f"{list(quarter_turns_B.shape)} turns for {B} clips"
     turns_B = quarter_turns_B.to(clip_BCTHW.device).remainder(NUM_ROTATIONS)
-    out_BCTHW = clip_BCTHW.clone()
-    for k in range(1, NUM_ROTATIONS):  # four masked copies beat a Python loop over clips
-        chosen_B = turns_B == k
-        if chosen_B.any():
-            out_BCTHW[chosen_B] = torch.rot90(clip_BCTHW[chosen_B], k, dims=(-2, -1))
-    return out_BCTHW
+    # A quarter turn of a square frame permutes its pixels: one gather with each clip's
+    # permutation reads every pixel once, with no host sync and no data-dependent shapes
+    # (torch.compile traces it into one graph).
+    plane_HW = torch.arange(H * W, device=clip_BCTHW.device).view(H, W)
+    sources_KP = torch.stack(
+        [torch.rot90(plane_HW, k, dims=(0, 1)).flatten() for k in range(NUM_ROTATIONS)]
+    )
+    flat_BXP = clip_BCTHW.flatten(1, 2).flatten(2)  # [B, C*T, H*W]
+    index_BXP = sources_KP[turns_B].unsqueeze(1).expand(-1, flat_BXP.shape[1], -1)
+    return flat_BXP.gather(2, index_BXP).view(clip_BCTHW.shape)
 
 
 def all_rotations(clip_BCTHW: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

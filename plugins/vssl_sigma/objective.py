@@ -172,7 +172,9 @@ class Sigma(Objective):
         masked_BM = order_BN[:, -self.num_masked :]  # masked tokens, ascending
 
         projected_BMF = self.project(clip_BCTHW, masked_BM)
-        visible_BVD = self.backbone.forward_features(clip_BCTHW, mask_BN=mask_BN)
+        visible_BVD = self.backbone.forward_features(
+            clip_BCTHW, mask_BN=mask_BN, num_visible=mask_BN.shape[1] - self.num_masked
+        )
         tokens_BNE = decoder_input(
             self.encoder_to_decoder(visible_BVD), self.mask_token, self.decoder_pos_embed, order_BN
         )

@@ -67,10 +67,12 @@ def sinkhorn(
         raise ValueError(f"sinkhorn iterations must be >= 1, got {iterations}")
     M, K = scores_MK.shape
     distributed = _group_size(group) > 1
-    num_tokens = torch.tensor(float(M), dtype=torch.float64, device=scores_MK.device)
-    if distributed:
+    if distributed:  # the global token count stays on the device: no host sync
+        num_tokens = torch.tensor(float(M), dtype=torch.float64, device=scores_MK.device)
         dist.all_reduce(num_tokens, group=group)
-    log_B = math.log(num_tokens.item()) if num_tokens.item() > 0 else 0.0
+        log_B = num_tokens.clamp_min(1.0).log().float()
+    else:
+        log_B = math.log(max(M, 1))
 
     log_p_MK = scores_MK.detach().float() / epsilon
     for _ in range(iterations):

@@ -129,7 +129,9 @@ class VideoMAE(Objective):
                 index_BK=order_BN[:, -self.num_masked :],
             )
 
-        visible_BVD = self.backbone.forward_features(clip_BCTHW, mask_BN=mask_BN)
+        visible_BVD = self.backbone.forward_features(
+            clip_BCTHW, mask_BN=mask_BN, num_visible=mask_BN.shape[1] - self.num_masked
+        )
         pred_BMP = self.decode(self.encoder_to_decoder(visible_BVD), order_BN)
         assert pred_BMP.shape == target_BMP.shape, (
             f"decoder output {list(pred_BMP.shape)} vs target {list(target_BMP.shape)}"

@@ -26,10 +26,10 @@ def test_quick_run_prints_a_ratio_for_both_cases_and_both_sides_do_the_same_work
         assert len(case["plain_ms_per_step"]["cpu"]) == result["rounds"] == 2
         # same init, batch, optimizer and schedule: a CPU run must end with identical weights
         assert case["max_weight_diff"] == 0.0
-        # the trainer reads the loss (and metrics) on the host; the plain loop reads nothing
-        # beyond what the model itself reads
-        syncs = case["host_syncs_per_step"]
-        assert syncs["vssl"] > syncs["plain"]
+        # neither model reads a device value on the host (the ViT is told its visible count,
+        # MoCo's queue keeps a host copy of its pointer); the trainer reads the step's flags,
+        # loss and metrics once per step, and nothing more when it logs
+        assert case["host_syncs_per_step"] == {"plain": 0.0, "vssl": 1.0}
 
 
 def test_spread_gives_median_and_quartiles(common):

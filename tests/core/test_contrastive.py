@@ -40,6 +40,17 @@ def test_enqueue_is_fifo_and_wraps_around():
     assert q.queue[:, 0].tolist() == [3, 3, 1, 1, 2, 2]
 
 
+def test_a_loaded_queue_continues_at_its_loaded_pointer():
+    saved = KeyQueue(dim=2, size=6)
+    saved.enqueue(torch.full((2, 2), 1.0))  # ptr 2
+    other = KeyQueue(dim=2, size=6)
+    for _ in range(2):
+        other.enqueue(torch.full((2, 2), 9.0))  # ptr 4 (also in its host copy)
+    other.load_state_dict(saved.state_dict())
+    other.enqueue(torch.full((2, 2), 5.0))
+    assert other.queue[:, 0].tolist()[:4] == [1, 1, 5, 5] and int(other.ptr) == 4
+
+
 @pytest.mark.parametrize("global_batch", [4, 7, 12])
 def test_enqueue_rejects_a_batch_that_does_not_divide_the_queue(global_batch):
     q = KeyQueue(dim=2, size=6)

@@ -331,13 +331,20 @@ class Trainer:
                 metric_sums[k] = metric_sums.get(k, 0) + v.detach().float() / accum
         return loss_sum, metric_sums
 
-    def _check_step(self, loss: torch.Tensor, stop: _StopRequest) -> tuple[bool, bool]:
-        """(finite on every rank, stop requested on any rank): one tiny all-reduce, one sync."""
-        flags = torch.tensor(
-            [float(not torch.isfinite(loss)), float(stop.requested)], device=self.dist.device
+    def _check_step(
+        self, loss: torch.Tensor, metrics: dict[str, torch.Tensor], stop: _StopRequest
+    ) -> tuple[bool, bool, float, dict[str, float]]:
+        """(finite on every rank, stop requested on any rank, this rank's loss and metrics as
+        host floats): one tiny all-reduce and the step's only host sync. It comes before the
+        optimizer step is queued, so a GPU is never drained twice in a step."""
+        nonfinite = (~torch.isfinite(loss)).float()
+        flags = torch.stack([nonfinite, torch.full_like(nonfinite, float(stop.requested))])
+        flags = all_reduce_sum(flags, self.dist)
+        values = torch.cat(
+            [flags, loss.float().view(1), *(v.float().view(1) for v in metrics.values())]
         )
-        flags = all_reduce_sum(flags, self.dist).tolist()
-        return flags[0] == 0, flags[1] > 0
+        values = values.tolist()
+        return values[0] == 0, values[1] > 0, values[2], dict(zip(metrics, values[3:], strict=True))
 
     def _optimizer_step(self) -> None:
         if self.train_cfg.grad_clip is not None:
@@ -405,13 +412,13 @@ class Trainer:
             torch.manual_seed(step_seed(cfg.run.seed, step, self.dist.rank))
             loss, metrics = self._forward_backward(micro)
             micro = []
-            finite, stop_now = self._check_step(loss, stop)
+            finite, stop_now, loss_value, metric_values = self._check_step(loss, metrics, stop)
             if finite:
                 self._optimizer_step()
-                window.add(float(loss), metrics)
+                window.add(loss_value, metric_values)
             else:
                 skipped += 1
-                self._non_finite(loss, step + 1, skipped)
+                self._non_finite(loss_value, step + 1, skipped)
             self.optimizer.zero_grad(set_to_none=True)
             self.model.after_step(step + 1)
             step += 1
@@ -434,10 +441,10 @@ class Trainer:
         self._save(step)
         return step, last_loss, "completed"
 
-    def _non_finite(self, loss: torch.Tensor, step: int, skipped: int) -> None:
+    def _non_finite(self, loss: float, step: int, skipped: int) -> None:
         if self.config.train.nonfinite_loss != "skip":
             raise TrainingError(
-                f"non-finite loss ({loss.item()}) at step {step}; the last checkpoint is in "
+                f"non-finite loss ({loss}) at step {step}; the last checkpoint is in "
                 f"{self.ctx.checkpoint_dir}. Lower optim.lr, set train.grad_clip, or set "
                 "train.nonfinite_loss=skip to skip such steps."
             )
@@ -448,11 +455,12 @@ class Trainer:
         """Averages since the last log over steps and ranks (one all-reduce, one sync)."""
         names = list(window.metrics)
         failures = self.decode_failures - window.decode_failures_before
-        vals = torch.tensor(
-            [window.loss, window.steps, window.data_wait, failures, *window.metrics.values()],
-            dtype=torch.float64,
-        )
-        vals = all_reduce_sum(vals.to(self.dist.device), self.dist).cpu().tolist()
+        vals = [window.loss, window.steps, window.data_wait, failures, *window.metrics.values()]
+        if self.dist.distributed:  # one process has its sums on the host already: no sync
+            summed = all_reduce_sum(
+                torch.tensor(vals, dtype=torch.float64, device=self.dist.device), self.dist
+            )
+            vals = summed.cpu().tolist()
         n = max(vals[1], 1.0)
         elapsed = max(time.perf_counter() - window.start, 1e-9)
         out = {"loss": vals[0] / n} if vals[1] > 0 else {}
@@ -513,11 +521,11 @@ class _Window:
     metrics: dict[str, float] = field(default_factory=dict)
     start: float = field(default_factory=time.perf_counter)
 
-    def add(self, loss: float, metrics: dict[str, torch.Tensor]) -> None:
+    def add(self, loss: float, metrics: dict[str, float]) -> None:
         self.loss += loss
         self.steps += 1
         for k, v in metrics.items():
-            self.metrics[k] = self.metrics.get(k, 0.0) + float(v)
+            self.metrics[k] = self.metrics.get(k, 0.0) + v
 
 
 def train(config: Config, host: PluginHost) -> TrainResult:

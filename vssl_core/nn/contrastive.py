@@ -86,6 +86,12 @@ class KeyQueue(nn.Module):
             raise ValueError(f"KeyQueue needs dim >= 1 and size >= 1, got dim={dim}, size={size}")
         self.register_buffer("queue", F.normalize(torch.randn(size, dim), dim=1))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+        # a host copy of ``ptr``: reading the buffer every step would block the host on a GPU
+        self._ptr_on_host: int | None = 0
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._ptr_on_host = None  # read the loaded buffer once, at the next enqueue
 
     @property
     def size(self) -> int:
@@ -106,9 +112,10 @@ class KeyQueue(nn.Module):
                 f"in one step); choose a queue size that is a multiple of {g}, or a global batch "
                 f"that divides {size}"
             )
-        ptr = int(self.ptr)
+        ptr = int(self.ptr) if self._ptr_on_host is None else self._ptr_on_host
         self.queue[ptr : ptr + g] = keys_GD.detach().to(self.queue.dtype)
-        self.ptr.fill_((ptr + g) % size)
+        self._ptr_on_host = (ptr + g) % size
+        self.ptr.fill_(self._ptr_on_host)
 
     def negatives(self) -> torch.Tensor:
         """The current queue [K, D]: a detached copy, so a later ``enqueue`` (in place) cannot

@@ -258,6 +258,38 @@ def test_masked_forward_runs_visible_tokens_in_ascending_order():
     )
 
 
+def test_a_given_visible_count_gives_the_same_tokens_without_a_graph_break():
+    torch.manual_seed(0)
+    model = vit.vit_tiny(img_size=64, num_frames=4, depth=1).eval()  # N = 32
+    clip_BCTHW = torch.randn(2, 3, 4, 64, 64)
+    mask_BN = torch.rand(2, 32).argsort(1) < 24  # 8 visible per row
+    want_BVD = model.forward_features(clip_BCTHW, mask_BN=mask_BN)  # reads the count on the host
+    torch.testing.assert_close(
+        model.forward_features(clip_BCTHW, mask_BN=mask_BN, num_visible=8), want_BVD
+    )
+
+    def masked_forward(clip, mask):
+        return model.forward_features(clip, mask_BN=mask, num_visible=8)
+
+    explained = torch._dynamo.explain(masked_forward)(clip_BCTHW, mask_BN)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    without_count = torch._dynamo.explain(lambda c, m: model.forward_features(c, mask_BN=m))
+    assert without_count(clip_BCTHW, mask_BN).graph_break_count > 0  # what num_visible avoids
+
+
+def test_a_wrong_visible_count_is_rejected():
+    model = tiny(vit.vit_tiny)
+    clip_BCTHW = torch.randn(2, 3, 4, 32, 32)
+    mask_BN = torch.zeros(2, 8, dtype=torch.bool)
+    mask_BN[:, :6] = True  # 2 visible
+    with pytest.raises(RuntimeError, match="num_visible=3"):  # checked on the device
+        model.forward_features(clip_BCTHW, mask_BN=mask_BN, num_visible=3)
+    with pytest.raises(ValueError, match="must be in 1..8"):
+        model.forward_features(clip_BCTHW, mask_BN=mask_BN, num_visible=9)
+    with pytest.raises(ValueError, match="pass both"):
+        model.forward_features(clip_BCTHW, num_visible=2)
+
+
 def test_patch_embedding_equals_the_official_conv3d_for_all_and_for_indexed_tokens():
     """Off the CPU the embedding is a matmul over flattened tubelets; it must equal the Conv3d
     the official model runs (kernel = stride), and the indexed form must equal a gather."""
