@@ -32,6 +32,8 @@ also reports the FLOPs torch's FlopCounterMode measures over one real forward+ba
     python benchmarks/gpu_throughput.py --rows videomae      # rows whose workload matches
     python benchmarks/gpu_throughput.py --tiny               # CPU smoke run (tests use it)
     python benchmarks/gpu_throughput.py --profile videomae_vit_b   # + where a step's time goes
+    python benchmarks/gpu_throughput.py --rows videomae --labels default compile \
+        --profile-compiled videomae_vit_b                    # + where a compiled step's goes
 """
 
 from __future__ import annotations
@@ -178,13 +180,19 @@ class Knobs:
     attention: str = "sdpa"  # "sdpa": PyTorch's dispatcher (flash on H100); "math": reference
     fused: bool | None = None  # None: as vssl's build_optimizer decides (fused AdamW on GPU)
     compile: bool = False
+    # torch.compile's mode: "reduce-overhead" adds CUDA graphs (the forward has no graph break
+    # and no host sync, see docs/performance.md, so it can be captured whole)
+    compile_mode: str = "default"
     channels_last: bool = False
 
     def label(self) -> str:
         parts = {None: [], True: ["bf16"], False: ["fp32"]}[self.bf16]
         parts += ["math attention"] if self.attention == "math" else []
         parts += [] if self.fused is None else ["fused optim" if self.fused else "foreach optim"]
-        parts += ["compile"] if self.compile else []
+        if self.compile:
+            parts += [
+                "compile" + ("" if self.compile_mode == "default" else f" {self.compile_mode}")
+            ]
         parts += ["channels-last"] if self.channels_last else []
         return ", ".join(parts) or "default"
 
@@ -196,6 +204,7 @@ ROWS: tuple[tuple[str, Knobs], ...] = (
     ("videomae_vit_b", DEFAULT),
     ("hf_videomae_vit_b", DEFAULT),
     ("videomae_vit_b", Knobs(compile=True)),
+    ("videomae_vit_b", Knobs(compile=True, compile_mode="reduce-overhead")),
     ("sigma_mlp_vit_b", DEFAULT),
     ("sigma_dino_vit_b", DEFAULT),
     ("moco_r2plus1d_18", DEFAULT),
@@ -208,6 +217,7 @@ ROWS: tuple[tuple[str, Knobs], ...] = (
     ("moco_r2plus1d_18", Knobs(fused=True)),
     ("moco_r2plus1d_18", Knobs(compile=True, channels_last=True)),
     ("tubelet_r2plus1d_18", Knobs(channels_last=True)),
+    ("sigma_mlp_vit_b", Knobs(compile=True)),
 )
 
 
@@ -267,10 +277,13 @@ class TrainRun:
         self.steps = 0
         if knobs.compile:
             torch._dynamo.reset()  # every run compiles the same closure code: no recompile limit
-            self.forward_fn = torch.compile(self.forward_fn)
+            self.forward_fn = torch.compile(self.forward_fn, mode=knobs.compile_mode)
 
     def step(self) -> None:
         batch = self.make_batch()
+        if self.knobs.compile and self.knobs.compile_mode == "reduce-overhead":
+            # a new training step: the previous step's graph outputs may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.knobs.bf16):
             with attention_backend(self.knobs):
                 loss = self.forward_fn(batch)
@@ -604,7 +617,7 @@ def run_row(workload, knobs, device, host, args, start_batch, flops, peak) -> di
     return row
 
 
-def profile_workload(name: str, batch: int, device, host, args) -> Path:
+def profile_workload(name: str, batch: int, device, host, args, knobs: Knobs = DEFAULT) -> Path:
     """Where the time of one step goes: torch.profiler over 3 steps after warmup, the kernels
     (or CPU ops) with the most self time, written beside the JSON."""
     from torch.profiler import ProfilerActivity, profile
@@ -614,7 +627,7 @@ def profile_workload(name: str, batch: int, device, host, args) -> Path:
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
         sort_by = "self_device_time_total"
-    run = TrainRun(WORKLOADS[name], DEFAULT, device, batch, host, args.tiny)
+    run = TrainRun(WORKLOADS[name], knobs, device, batch, host, args.tiny)
     for _ in range(max(args.warmup, 1)):
         run.step()
     if device.type == "cuda":
@@ -627,8 +640,9 @@ def profile_workload(name: str, batch: int, device, host, args) -> Path:
             torch.cuda.synchronize(device)
     table = prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=70)
     json_path = Path(args.json)
-    path = json_path.with_name(f"{json_path.stem}_profile_{name}.txt")
-    head = f"{name}, default knobs, batch {batch}, {steps} steps on {describe_device(device)}\n"
+    suffix = "" if knobs == DEFAULT else "_" + knobs.label().replace(", ", "_").replace(" ", "_")
+    path = json_path.with_name(f"{json_path.stem}_profile_{name}{suffix}.txt")
+    head = f"{name}, {knobs.label()}, batch {batch}, {steps} steps on {describe_device(device)}\n"
     path.write_text(head + table + "\n")
     del run
     free_device_memory(device)
@@ -662,11 +676,20 @@ def main(argv: list[str] | None = None) -> int:
     add_comparisons(report.rows)
     report.write(Path(args.json))
     print(markdown(report))
-    for name in args.profile or ():
-        if name not in batches:
-            print(f"profile {name}: no default row measured, nothing to profile", flush=True)
+    compiled = Knobs(compile=True)
+    wanted = [(n, DEFAULT) for n in args.profile or ()]
+    wanted += [(n, compiled) for n in args.profile_compiled or ()]
+    for name, knobs in wanted:
+        batch = batches.get(name) or args.batch
+        if batch is None:
+            print(f"profile {name}: no default row measured and no --batch", flush=True)
             continue
-        print(f"profile of {name}: {profile_workload(name, batches[name], device, host, args)}")
+        if knobs.compile and device.type != "cuda" and not args.cpu_compile:
+            reason = skip_reason(WORKLOADS[name], knobs, device, args)
+            print(f"profile {name} [compile]: {reason}", flush=True)
+            continue
+        path = profile_workload(name, batch, device, host, args, knobs)
+        print(f"profile of {name} [{knobs.label()}]: {path}", flush=True)
     return 0
 
 
@@ -785,6 +808,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         choices=sorted(WORKLOADS),
         help="after the rows, profile these workloads' default steps (JSON_profile_NAME.txt)",
+    )
+    parser.add_argument(
+        "--profile-compiled",
+        nargs="+",
+        choices=sorted(WORKLOADS),
+        help="after the rows, profile these workloads' torch.compile'd steps",
     )
     args = parser.parse_args(argv)
     if args.tiny:

@@ -103,3 +103,17 @@ def test_the_fused_knob_reaches_every_parameter_group(gpu_throughput, fused):
         optimizer = g.make_optimizer(model, g.WORKLOADS[name], knobs, torch.device("cpu"))
         assert len(optimizer.param_groups) == 2  # decay / no decay kept
         assert all(bool(group["fused"]) is fused for group in optimizer.param_groups), name
+
+
+@pytest.mark.slow
+def test_compiled_rows_and_profile_run_on_a_cpu_when_asked(gpu_throughput, tmp_path):
+    """The CUDA-graph row and the compiled-step profile are what the next GPU run measures;
+    on a CPU they compile with inductor (CUDA graphs need a GPU, so the mode only compiles)."""
+    path = tmp_path / "gpu.json"
+    argv = ["--tiny", "--cpu", "--cpu-compile", "--rows", "videomae_vit_b", "--json", str(path)]
+    argv += ["--labels", "compile reduce-overhead", "--profile-compiled", "videomae_vit_b"]
+    assert gpu_throughput.main(argv) == 0
+    (row,) = json.loads(path.read_text())["rows"]
+    assert row["label"] == "compile reduce-overhead" and row["status"] == "ok", row
+    profile = (tmp_path / "gpu_profile_videomae_vit_b_compile.txt").read_text()
+    assert profile.startswith("videomae_vit_b, compile, batch 2") and "Self CPU" in profile
