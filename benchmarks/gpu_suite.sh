@@ -6,8 +6,8 @@
 # 1. the CUDA tests (GPU vs CPU masks, losses, keyed noise; the trainer on the device);
 # 2. a short VideoMAE training run on the device through the CLI, eager and torch.compile'd;
 # 3. benchmarks/gpu_throughput.py (rows skipped after BUDGET_S seconds, default 300), with
-#    profiles of vssl's and transformers' VideoMAE steps and of vssl's compiled step.
-# Eight files land in OUT_DIR; a failing step is recorded and the next one still runs.
+#    profiles of vssl's and transformers' VideoMAE steps, vssl's compiled one and SIGMA's.
+# Nine files land in OUT_DIR; a failing step is recorded and the next one still runs.
 set -u
 out=${1:?usage: gpu_suite.sh OUT_DIR [BUDGET_S] [gpu_throughput.py args...]}
 budget=${2:-300}
@@ -37,6 +37,7 @@ stamp "training done: $(grep -c '^exit status 0' "$out/train.txt") of 2 runs exi
 
 stamp "throughput"
 "$python" benchmarks/gpu_throughput.py --json "$out/gpu_throughput.json" --budget-s "$budget" \
-    --profile videomae_vit_b hf_videomae_vit_b --profile-compiled videomae_vit_b "$@" 2>&1 |
+    --profile videomae_vit_b hf_videomae_vit_b sigma_mlp_vit_b \
+    --profile-compiled videomae_vit_b "$@" 2>&1 |
     tee "$out/gpu_throughput.txt"
 stamp "done"
