@@ -52,6 +52,11 @@ def spread(values: list[float]) -> Spread:
     return Spread(statistics.median(values), q1, q3, len(values))
 
 
+def describe(values: list[float], fmt: str = ".1f") -> str:
+    """``median [min, max]`` of repeated measurements, for printed tables."""
+    return f"{statistics.median(values):{fmt}} [{min(values):{fmt}}, {max(values):{fmt}}]"
+
+
 # ------------------------------------------------------------------------------- device
 
 

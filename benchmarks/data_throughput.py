@@ -44,6 +44,9 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import describe  # noqa: E402
+
 from vssl_core.data.clips import ClipDataset  # noqa: E402
 from vssl_core.data.loader import build_loader  # noqa: E402
 from vssl_core.data.sampler import BatchLayout, StepBatchSampler  # noqa: E402
@@ -177,10 +180,6 @@ class Timed:
         rate = clips / (time.perf_counter() - start)
         self.rates.append(rate)
         return rate
-
-
-def describe(values: list[float], fmt: str = ".1f") -> str:
-    return f"{statistics.median(values):{fmt}} [{min(values):{fmt}}, {max(values):{fmt}}]"
 
 
 # ---------------------------------------------------------------------------------- main
