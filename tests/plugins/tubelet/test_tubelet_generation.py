@@ -309,3 +309,19 @@ def test_colour_jitter_is_shared_by_both_clips_and_keyed():
     assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
     again = shared_color_jitter([x[5:6]], keys(64)[5:6], IMAGENET_MEAN, IMAGENET_STD)[0]
     assert torch.allclose(again, q[5:6], atol=1e-6)
+
+
+def test_compiled_jitter_path_equals_the_eager_subset_path():
+    """Inside torch.compile the jitter runs on every sample and keeps it where drawn (no
+    data-dependent shapes); it must give the eager path's numbers."""
+    from vssl_tubelet.color import S_COLOR, _jitter_every_sample
+
+    from vssl_core.random import keyed_uniform
+
+    x = clips(64, t=2, s=8)
+    eager = shared_color_jitter([x, x * 0.5], keys(64), IMAGENET_MEAN, IMAGENET_STD)
+    u_B7 = keyed_uniform(keys(64), 7, S_COLOR)
+    dense = _jitter_every_sample([x, x * 0.5], u_B7, IMAGENET_MEAN, IMAGENET_STD)
+    for a, b in zip(eager, dense, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert not torch.equal(eager[0], x)  # some samples were jittered
