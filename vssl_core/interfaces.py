@@ -299,6 +299,23 @@ class Backbone(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
 
 
+class Monitor:
+    """Base for monitor components: an evaluation that runs inside a training run (e.g. a kNN
+    accuracy of the backbone's features), so a pretraining shows whether its features improve
+    without stopping it. The trainer calls ``setup`` once before the first step, then
+    ``measure`` on every rank before the first step of a new run (step 0, the untrained
+    baseline), at every ``every_steps``-th step and at the last one, and logs what it returns
+    beside the loss. ``measure`` must leave the model as it found it."""
+
+    every_steps: int
+
+    def setup(self, run: Any, registry: Any) -> None:
+        """Build what the measurements need (datasets, loaders) from the run and the registry."""
+
+    def measure(self, run: Any, step: int) -> dict[str, float]:
+        raise NotImplementedError(f"{type(self).__name__} must implement measure")
+
+
 @dataclass
 class ObjectiveOutput:
     """The loss to minimise and detached scalars worth logging (e.g. a second loss term)."""

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-KINDS: tuple[str, ...] = ("dataset", "decoder", "backbone", "objective", "head", "protocol")
+KINDS: tuple[str, ...] = (
+    "dataset",
+    "decoder",
+    "backbone",
+    "objective",
+    "head",
+    "protocol",
+    "monitor",
+)
 
 _MARK = "__vssl_component__"
 

@@ -124,6 +124,7 @@ class RecipeSchema:
     log: LogSection = field(default_factory=LogSection)
     resume: bool | str = False  # true: continue <run dir>/checkpoints/last.pt; or a checkpoint path
     eval: EvalSection = field(default_factory=EvalSection)  # downstream evaluation (vssl eval)
+    monitor: dict = field(default_factory=dict)  # a component measured during training; {}: none
 
 
 # where a component lives in a recipe -> its kind
@@ -135,9 +136,16 @@ COMPONENT_PATHS: dict[str, str] = {
     "eval.protocol": "protocol",
     "eval.test_dataset": "dataset",
     "eval.val_dataset": "dataset",
+    "monitor": "monitor",
 }
 # component paths a recipe may leave empty ({}: the consumer's default)
-OPTIONAL_COMPONENTS = {"data.decoder", "eval.protocol", "eval.test_dataset", "eval.val_dataset"}
+OPTIONAL_COMPONENTS = {
+    "data.decoder",
+    "eval.protocol",
+    "eval.test_dataset",
+    "eval.val_dataset",
+    "monitor",
+}
 OPTIMIZER_ONLY = {"adamw": ("betas", "eps"), "sgd": ("momentum", "nesterov")}
 
 
@@ -192,6 +200,14 @@ def _type_problem(path: str, hint: Any, value: Any) -> str:
     return f"{path}: expected {type_name(hint)}, got {describe(value)}"
 
 
+def _nested_kind(key: str) -> str | None:
+    """The kind of a component given as an argument of another: a kind's own name
+    (``objective.head``) or ``*_dataset`` (``monitor.train_dataset``)."""
+    if key in KINDS:
+        return key
+    return "dataset" if key.endswith("_dataset") else None
+
+
 def validate_component(spec: Any, kind: str, path: str, registry: Registry) -> tuple[dict, list]:
     """Check ``{name, **kwargs}`` against the factory signature; return it with defaults filled."""
     if not isinstance(spec, dict) or "name" not in spec:
@@ -219,8 +235,8 @@ def validate_component(spec: Any, kind: str, path: str, registry: Registry) -> t
         hint = Any if hint is inspect.Parameter.empty else hint
         if value == MISSING or not check_type(value, hint):
             problems.append(_type_problem(f"{path}.{key}", hint, value))
-        elif key in KINDS and isinstance(value, dict):  # a nested component: objective.head
-            problems += validate_component(value, key, f"{path}.{key}", registry)[1]
+        elif (nested := _nested_kind(key)) and isinstance(value, dict):  # objective.head
+            problems += validate_component(value, nested, f"{path}.{key}", registry)[1]
         out[key] = value
     for key, p in params.items():
         if key in out:

@@ -124,11 +124,11 @@ class Knn:
         run = partial(
             batch_scores, model.features, env=env, mean=spec.mean, std=spec.std, precision=precision
         )
-        bank_ND, labels_N, failed_train = _feature_bank(
+        bank_ND, labels_N, failed_train = feature_bank(
             run, view_loader(data.train, views, env, settings.test_batch_size, workers), env
         )
         vote = partial(
-            _vote,
+            knn_vote,
             bank_ND=bank_ND,
             labels_N=labels_N,
             num_classes=data.num_classes,
@@ -168,11 +168,11 @@ class Knn:
         return write_results(run_dir, env, out, info)
 
 
-def _vote(features_BVD, bank_ND, labels_N, num_classes, k, temperature) -> torch.Tensor:
+def knn_vote(features_BVD, bank_ND, labels_N, num_classes, k, temperature) -> torch.Tensor:
     return knn_scores(video_features(features_BVD), bank_ND, labels_N, num_classes, k, temperature)
 
 
-def _feature_bank(score_batch, loader, env: DistEnv) -> tuple[torch.Tensor, torch.Tensor, list]:
+def feature_bank(score_batch, loader, env: DistEnv) -> tuple[torch.Tensor, torch.Tensor, list]:
     """Unit video features and labels of every training video, gathered from all ranks."""
     index, feats, labels, failed = [], [], [], []
     for batch in loader:

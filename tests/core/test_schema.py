@@ -118,6 +118,7 @@ def test_every_shipped_recipe_validates(host):
     from vssl_core.recipe import compose_recipe
 
     runnable = sorted((ROOT / "recipes").glob("*.yaml"))
+    runnable += sorted((ROOT / "recipes" / "monitor").glob("*.yaml"))
     fragments = sorted((ROOT / "recipes" / "base").rglob("*.yaml"))
     fragments += sorted((ROOT / "plugins").rglob("recipes/**/*.yaml"))
     builtin = {p.name for p in host.plugins if p.distribution == "vssl"}

@@ -98,12 +98,15 @@ class ProgressBar:
     def vssl_step_end(self, run: RunContext, step: int, metrics: dict | None) -> None:
         if self.bar is None:
             return
-        self.bar.update(1)
-        if metrics is not None:
+        self.bar.update(max(step - self.bar.n, 0))  # a monitor's step-0 values advance nothing
+        if metrics is not None:  # a window of skipped steps has no loss
+            shown = {"loss": ".4f", "lr": ".3g", "clips_per_s": ".1f"}
             self.bar.set_postfix(
-                loss=f"{metrics['loss']:.4f}",
-                lr=f"{metrics['lr']:.3g}",
-                clips_s=f"{metrics['clips_per_s']:.1f}",
+                {
+                    k.replace("_per_", "_"): f"{metrics[k]:{f}}"
+                    for k, f in shown.items()
+                    if k in metrics
+                },
                 refresh=False,
             )
 

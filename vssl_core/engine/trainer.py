@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from vssl_core.build import build_dataset, build_objective
+from vssl_core.build import build, build_dataset, build_objective
 from vssl_core.config import Config
 from vssl_core.data.clips import ClipDataset, normalize_on_device
 from vssl_core.data.loader import build_loader
@@ -233,6 +233,8 @@ class Trainer:
         if tr.compile:  # after DDP, so its bucketing sees the compiled graph's gradients
             self.ddp = torch.compile(self.ddp)
         self._write_run_files(warmup_steps)
+        spec = cfg.data.get("monitor") or {}
+        self.monitor = build(self.host.registry, "monitor", spec) if spec else None
         self.ctx = RunContext(
             recipe=cfg.data,
             run_dir=self.run_dir,
@@ -244,6 +246,8 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch,
             model=self.model,
         )
+        if self.monitor is not None:
+            self.monitor.setup(self.ctx, self.host.registry)
 
     def _open_log_file(self) -> None:
         """Events (start, resume, warnings, pre-emption, end) also go to <run dir>/train.log."""
@@ -400,6 +404,8 @@ class Trainer:
         log_every = cfg.log.every_steps
         self.model.train()
         step, last_loss, skipped = self.start_step, None, 0
+        if self.monitor is not None and step == 0:  # the untrained model: the baseline
+            hook.vssl_step_end(run=self.ctx, step=0, metrics=self._measure(0))
         window = _Window()
         micro: list = []
         t_wait = time.perf_counter()
@@ -424,10 +430,16 @@ class Trainer:
             step += 1
             self.step = step  # for the end-of-run log line, also when a later step fails
             logged = None
-            if step % log_every == 0 or step == self.total_steps:
+            monitor_due = self.monitor is not None and (
+                step % self.monitor.every_steps == 0 or step == self.total_steps
+            )
+            if step % log_every == 0 or step == self.total_steps or monitor_due:
                 logged = self._window_metrics(window, skipped)
                 last_loss = logged.get("loss", last_loss)
                 window = _Window(decode_failures_before=self.decode_failures)
+            if monitor_due:
+                logged.update(self._measure(step))
+                window.start = time.perf_counter()  # clips/s counts training time only
             hook.vssl_step_end(run=self.ctx, step=step, metrics=logged)
             if keep_every and step % keep_every == 0:
                 self._save(step, keep=True)
@@ -440,6 +452,17 @@ class Trainer:
             t_wait = time.perf_counter()
         self._save(step)
         return step, last_loss, "completed"
+
+    def _measure(self, step: int) -> dict[str, float]:
+        """The monitor's values at this step (every rank), with the model back in training mode
+        and the training RNG untouched (the next step reseeds it anyway)."""
+        t0 = time.perf_counter()
+        values = self.monitor.measure(self.ctx, step)
+        self.model.train()
+        if self.dist.is_main:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+            log.info("step %d: monitor %s (%.1f s)", step, shown, time.perf_counter() - t0)
+        return {k: float(v) for k, v in values.items()}
 
     def _non_finite(self, loss: float, step: int, skipped: int) -> None:
         if self.config.train.nonfinite_loss != "skip":
