@@ -22,7 +22,7 @@ report gives the median and [min, max] over rounds, wall clock (process CPU time
 their ratio: the cores a row kept busy, which shows a decoder running more threads than it was
 set to), and the per-round ratios decord vs PyAV.
 
-    python benchmarks/decoder_speed.py                      # 10 videos x 9 rounds: ~1 minute
+    python benchmarks/decoder_speed.py                      # 10 videos x 9 rounds: ~35 s
     python benchmarks/decoder_speed.py --json out.json      # also write the numbers
     python benchmarks/decoder_speed.py --small              # 2 videos of 3 s, 2 rounds (tests)
 """

@@ -79,8 +79,12 @@ def vssl_step_end(run: RunContext, step: int, metrics: dict[str, float] | None) 
     """Called on every rank after each optimizer step; ``step`` counts completed steps.
 
     ``metrics`` (loss, lr, clips/s, and what the objective reports, averaged over ranks and
-    since the last log) is a dict on logging steps (every ``log.every_steps``) and ``None`` on
-    the others, so that implementations do not force a device sync on every step.
+    since the last log) is a dict on logging steps (every ``log.every_steps``, the last step,
+    and every step where the recipe's ``monitor`` is measured, whose values it adds) and
+    ``None`` on the others, so that implementations do not force a device sync on every step.
+    With a monitor it is also called once before the first step of a new run, with ``step``
+    0 and the monitor's values only. Read keys with ``.get``: a window whose steps were all
+    skipped (non-finite loss) has no ``loss``.
     """
 
 

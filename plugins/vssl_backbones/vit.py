@@ -146,7 +146,10 @@ class VisionTransformer3D(Backbone):
 
         A caller that knows how many tokens every row keeps passes ``num_visible``: the forward
         then never reads the mask on the host, so it has no device sync and no
-        ``torch.compile`` graph break (the count is still checked, on the device).
+        ``torch.compile`` graph break. The count is still checked, on the device: on a CPU a
+        mismatch raises here with a message; on CUDA it is a device-side assert that surfaces
+        at the next sync without the message (and builds without kernel asserts skip it), so
+        pass it only where the mask is built to keep that count (tube masking).
         """
         self._check_clip(clip_BCTHW)
         if mask_BN is None:

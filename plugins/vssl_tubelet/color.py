@@ -56,6 +56,8 @@ def shared_color_jitter(
     B = keys_B.shape[0]
     dev, dtype = clips[0].device, clips[0].dtype
     u_B7 = keyed_uniform(keys_B.to(dev), 7, S_COLOR).to(dtype)
+    for clip_BCTHW in clips:
+        assert clip_BCTHW.shape[:2] == (B, 3), f"clip {list(clip_BCTHW.shape)} for {B} samples"
     if torch.compiler.is_compiling():
         return _jitter_every_sample(clips, u_B7, mean, std)
     rows = (u_B7[:, :3] < PROB).any(dim=1).nonzero().flatten()  # ~half the samples
@@ -65,7 +67,6 @@ def shared_color_jitter(
     hs = draw.on_hs.flatten().nonzero().flatten()
     out = []
     for clip_BCTHW in clips:
-        assert clip_BCTHW.shape[:2] == (B, 3), f"clip {list(clip_BCTHW.shape)} for {B} samples"
         x = draw.brightness_contrast(clip_BCTHW[rows] * draw.std_3 + draw.mean_3)
         if hs.numel():  # HSV only where it was drawn (~40% of these rows)
             x = x.index_copy(0, hs, draw.hue_saturation(x[hs], hs))
@@ -115,4 +116,4 @@ class _Draw:
             hue_turn, sat_factor = hue_turn[rows], sat_factor[rows]
         hue, sat, val = rgb_to_hsv(x.clamp(0, 255) / 255).unbind(1)
         hsv = torch.stack((hue + hue_turn, (sat * sat_factor).clamp(0, 1), val), 1)
-        return hsv_to_rgb(hsv) * 255
+        return (hsv_to_rgb(hsv) * 255).to(x.dtype)  # the HSV constants are float32

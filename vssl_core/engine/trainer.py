@@ -235,6 +235,11 @@ class Trainer:
         self._write_run_files(warmup_steps)
         spec = cfg.data.get("monitor") or {}
         self.monitor = build(self.host.registry, "monitor", spec) if spec else None
+        every = getattr(self.monitor, "every_steps", 1)
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise TrainingError(
+                f"monitor {spec.get('name')!r} must set every_steps to an int >= 1, got {every!r}"
+            )
         self.ctx = RunContext(
             recipe=cfg.data,
             run_dir=self.run_dir,
@@ -345,7 +350,11 @@ class Trainer:
         flags = torch.stack([nonfinite, torch.full_like(nonfinite, float(stop.requested))])
         flags = all_reduce_sum(flags, self.dist)
         values = torch.cat(
-            [flags, loss.float().view(1), *(v.float().view(1) for v in metrics.values())]
+            [
+                flags,
+                loss.float().view(1),
+                *(v.float().view(1).to(flags.device) for v in metrics.values()),
+            ]
         )
         values = values.tolist()
         return values[0] == 0, values[1] > 0, values[2], dict(zip(metrics, values[3:], strict=True))
@@ -430,8 +439,10 @@ class Trainer:
             step += 1
             self.step = step  # for the end-of-run log line, also when a later step fails
             logged = None
-            monitor_due = self.monitor is not None and (
-                step % self.monitor.every_steps == 0 or step == self.total_steps
+            monitor_due = (  # not when pre-empted: the checkpoint must not wait for it
+                self.monitor is not None
+                and not stop_now
+                and (step % self.monitor.every_steps == 0 or step == self.total_steps)
             )
             if step % log_every == 0 or step == self.total_steps or monitor_due:
                 logged = self._window_metrics(window, skipped)

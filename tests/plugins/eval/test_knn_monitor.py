@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 import yaml
+from kit import faults
 
 from vssl_core.config import load_config
 from vssl_core.engine.checkpoint import load_checkpoint
@@ -37,10 +38,10 @@ def recipe(tmp_path, name: str, monitor: dict | None) -> dict:
     return out
 
 
-def run(tmp_path, name, monitor):
+def run(tmp_path, name, monitor, host=HOST):
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe(tmp_path, name, monitor)))
-    return train(load_config(path, [], HOST), HOST)
+    return train(load_config(path, [], host), host)
 
 
 def logged(result) -> list[dict]:
@@ -66,6 +67,18 @@ def test_monitor_logs_at_its_cadence_and_leaves_training_unchanged(tmp_path):
     b = load_checkpoint(plain.run_dir / "checkpoints" / "last.pt")["model"]
     for key in a:  # weights and BatchNorm statistics: eval mode, no gradient, no RNG
         assert torch.equal(a[key], b[key]), key
+
+
+def test_a_preempted_step_saves_before_any_monitor_runs(tmp_path):
+    """SIGTERM at step 3: step 4 finishes and is saved at once, although the monitor is due
+    there (a scheduler's grace period must not wait for a kNN pass)."""
+    monitor = {"name": "knn", "every_steps": 2, "train_dataset": shapes(1),
+               "test_dataset": shapes(2, 4)}  # fmt: skip
+    host = load_plugins(extra=[("sigterm", faults.SigtermAt(3))])
+    stopped = run(tmp_path, "stopped", monitor, host)
+    assert stopped.status == "preempted" and stopped.step == 4
+    rows = logged(stopped)
+    assert [r["step"] for r in rows] == [0, 2, 4] and "knn_top1" not in rows[-1]
 
 
 def test_every_video_is_its_own_nearest_neighbour(tmp_path):

@@ -325,3 +325,9 @@ def test_compiled_jitter_path_equals_the_eager_subset_path():
     for a, b in zip(eager, dense, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     assert not torch.equal(eager[0], x)  # some samples were jittered
+    # bf16 clips (autocast training) stay bf16 on both paths, within bf16 rounding
+    half = x.bfloat16()
+    eager = shared_color_jitter([half], keys(64), IMAGENET_MEAN, IMAGENET_STD)[0]
+    dense = _jitter_every_sample([half], u_B7.bfloat16(), IMAGENET_MEAN, IMAGENET_STD)[0]
+    assert eager.dtype == dense.dtype == torch.bfloat16
+    torch.testing.assert_close(eager.float(), dense.float(), rtol=0, atol=0.05)
