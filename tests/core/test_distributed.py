@@ -44,3 +44,24 @@ def test_two_ranks_match_one_rank_with_the_same_global_batch(tiny_recipe, tmp_pa
     assert l2 == pytest.approx(l1, rel=1e-4)
     assert l1[-1] < l1[0]
     assert "completed at step 8" in one.stdout and "completed at step 8" in two.stdout
+
+
+@pytest.mark.slow
+def test_a_monitor_agrees_between_two_ranks_and_one(tiny_recipe, tmp_path):
+    """The knn monitor under torchrun: each rank embeds its share of an odd number of videos,
+    the bank is gathered and the metrics synced. At step 0 both runs hold the same weights, so
+    the numbers must be equal; every rank must finish (no collective left waiting)."""
+    bank = "{name: moving_shapes, num_samples: 7, num_classes: 4, num_frames: 8, size: 32, seed: 1}"
+    test = "{name: moving_shapes, num_samples: 5, num_classes: 4, num_frames: 8, size: 32, seed: 2}"
+    monitor = (
+        f"monitor={{name: knn, every_steps: 4, k: 3, train_dataset: {bank}, test_dataset: {test}}}"
+    )
+    _train(tmp_path, tiny_recipe, 1, "one", "batch.per_rank=4", monitor)
+    two = _train(tmp_path, tiny_recipe, 2, "two", "batch.per_rank=4", monitor)
+    assert "completed at step 8" in two.stdout
+    rows = {n: read_metrics(tmp_path / "runs" / n) for n in ("one", "two")}
+    for name, got in rows.items():
+        assert [r["step"] for r in got if "knn_top1" in r] == [0, 4, 8], name
+    first = {n: {k: v for k, v in got[0].items() if k.startswith("knn")} for n, got in rows.items()}
+    assert first["one"] == first["two"]
+    assert 0 <= first["one"]["knn_top1"] <= 100
