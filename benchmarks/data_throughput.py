@@ -143,15 +143,17 @@ def make_beton(folder: Path, info: dict, workers: int) -> Path:
 # ---------------------------------------------------------------------------------- loaders
 
 
-def endless_sampler(num_samples: int, batch: int) -> StepBatchSampler:
+def endless_sampler(num_samples: int, batch: int, repeats: int = 1) -> StepBatchSampler:
     layout = BatchLayout.from_recipe(batch, batch, 1)
-    return StepBatchSampler(num_samples, layout, 0, SEED, 0, 10**7)
+    return StepBatchSampler(num_samples, layout, 0, SEED, 0, 10**7, repeats=repeats)
 
 
-def torch_loader(info: dict, decoder, batch: int, workers: int):
+def torch_loader(info: dict, decoder, batch: int, workers: int, repeats: int = 1):
+    """vssl's torch loading path; with ``repeats`` k each decoded video gives k clips of the
+    batch (data.repeats), so a batch decodes batch / k videos."""
     files = VideoFiles(info["paths"], info["labels"], decoder, 10)
-    clips = ClipDataset(files, VIEWS, SEED)
-    sampler = endless_sampler(len(files), batch)
+    clips = ClipDataset(files, VIEWS, SEED, repeats=repeats)
+    sampler = endless_sampler(len(files), batch, repeats)
     return build_loader(clips, sampler, workers, False, True, 2)
 
 
@@ -165,8 +167,8 @@ def ffcv_loader(beton: Path, num_videos: int, batch: int, workers: int):
 class Timed:
     """A running loader: each round drains what it prefetched, then times ``batches`` batches."""
 
-    def __init__(self, name: str, loader, drain: int) -> None:
-        self.name, self.iterator, self.drain = name, iter(loader), drain
+    def __init__(self, name: str, loader, drain: int, decoder=None) -> None:
+        self.name, self.iterator, self.drain, self.decoder = name, iter(loader), drain, decoder
         self.rates: list[float] = []
 
     def round(self, batches: int) -> float:
@@ -208,6 +210,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--batches", type=int, default=8, help="timed batches per loader per round")
     p.add_argument("--paths", default="decord,pyav,ffcv", help="comma-separated subset to measure")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="also time decord and pyav with data.repeats=K (K clips per decoded video)",
+    )
     p.add_argument("--small", action="store_true", help="48 videos of 4 s, 3 rounds of 4 batches")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
@@ -226,22 +234,26 @@ def build_paths(args, info: dict, beton: Path | None) -> list[Timed]:
         try:
             from vssl_decoders.decord_backend import DecordDecoder
 
-            timed.append(
-                Timed(
-                    "decord", torch_loader(info, DecordDecoder(), args.batch, args.workers), drain
-                )
-            )
+            decoder = DecordDecoder()
+            loader = torch_loader(info, decoder, args.batch, args.workers)
+            timed.append(Timed("decord", loader, drain, decoder))
         except (ImportError, ValueError) as exc:
             print(f"decord: not measured ({exc})", file=sys.stderr)
     if "pyav" in paths:
         from vssl_decoders.pyav import PyAVDecoder
 
-        timed.append(
-            Timed("pyav", torch_loader(info, PyAVDecoder(), args.batch, args.workers), drain)
-        )
+        decoder = PyAVDecoder()
+        loader = torch_loader(info, decoder, args.batch, args.workers)
+        timed.append(Timed("pyav", loader, drain, decoder))
     if "ffcv" in paths and beton is not None:
         loader = ffcv_loader(beton, args.videos, args.batch, args.workers)
         timed.append(Timed("ffcv", loader, loader.loader.batches_ahead + 1))
+    if args.repeats > 1:  # the same torch paths cutting k clips from each decode
+        for t in list(timed):
+            if t.name in ("decord", "pyav"):
+                decoder = type(t.decoder)()
+                loader = torch_loader(info, decoder, args.batch, args.workers, args.repeats)
+                timed.append(Timed(f"{t.name}x{args.repeats}", loader, drain, decoder))
     return timed
 
 
@@ -278,11 +290,13 @@ def main(argv=None) -> int:
     for name, rates in results.items():
         print(f"  {name:<7} {describe(rates)}")
     ratios = {}
-    for base in ("decord", "pyav"):
-        if "ffcv" in results and base in results:
-            per_round = [f / b for f, b in zip(results["ffcv"], results[base], strict=True)]
-            ratios[f"ffcv/{base}"] = per_round
-            print(f"  ffcv/{base}: {describe(per_round, '.2f')} x per round")
+    for top, base in [("ffcv", "decord"), ("ffcv", "pyav")] + [
+        (f"{b}x{args.repeats}", b) for b in ("decord", "pyav")
+    ]:
+        if top in results and base in results:
+            per_round = [f / b for f, b in zip(results[top], results[base], strict=True)]
+            ratios[f"{top}/{base}"] = per_round
+            print(f"  {top}/{base}: {describe(per_round, '.2f')} x per round")
     key = "ffcv/decord" if "ffcv/decord" in ratios else "ffcv/pyav"
     if key in ratios:
         ok = statistics.median(ratios[key]) >= GOAL_RATIO

@@ -40,6 +40,7 @@ class DataSection:
     prefetch_factor: int = 2  # batches each worker prepares ahead (with num_workers > 0)
     max_failed_fraction: float = 0.01  # bad videos are logged and replaced; stop past this share
     max_retries: int = 10  # replacements tried for one sample whose video fails to decode
+    repeats: int = 1  # clips cut from each decoded video, each with its own augmentation and key
 
 
 @dataclass

@@ -14,6 +14,7 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "data_throughput.py"
 TINY = ["--videos", "4", "--seconds", "2", "--rounds", "2", "--batches", "1", "--batch", "2"]
+TINY += ["--repeats", "2"]  # also the torch paths with 2 clips per decoded video
 
 
 def run(data: Path, out: Path, paths: list[str]) -> dict:
@@ -30,7 +31,9 @@ def test_every_path_delivers_and_the_dataset_is_reused(tmp_path):
     paths += [p for p in ("decord", "ffcv") if importlib.util.find_spec(p) is not None]
     data = tmp_path / "data"
     first = run(data, tmp_path / "a.json", paths)
-    assert set(first["rates"]) == set(paths)
+    torch_paths = [p for p in paths if p != "ffcv"]
+    assert set(first["rates"]) == set(paths) | {f"{p}x2" for p in torch_paths}
+    assert {f"{p}x2/{p}" for p in torch_paths} <= set(first["ratios"])
     for name, rates in first["rates"].items():
         assert len(rates) == 2 and all(r > 0 for r in rates), name
     for key, per_round in first["ratios"].items():  # "ffcv/decord": ffcv's rate / decord's
@@ -43,5 +46,6 @@ def test_every_path_delivers_and_the_dataset_is_reused(tmp_path):
     videos = sorted(data.rglob("*.mp4"))
     assert len(videos) == 4
     written = [v.stat().st_mtime_ns for v in videos]
-    run(data, tmp_path / "b.json", ["pyav"])  # same settings: nothing is rewritten
+    assert set(run(data, tmp_path / "b.json", ["pyav"])["rates"]) == {"pyav", "pyavx2"}
+    # same settings: nothing was rewritten
     assert [v.stat().st_mtime_ns for v in videos] == written

@@ -145,3 +145,43 @@ def test_shared_temporal_gives_every_clip_the_same_frames(host):
     assert torch.equal(a[0], a[1])
     ind = _clips(host, num_clips=2, temporal="independent", augmentation="none")
     assert not all(torch.equal(*ind[(0, i)]["clips"]) for i in range(8))
+
+
+class _CountingReads:
+    """A dataset whose videos count their reads (one decode call per sample expected)."""
+
+    def __init__(self, inner):
+        self.inner, self.reads = inner, 0
+        self.num_classes = inner.num_classes
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        sample, owner = self.inner[i], self
+
+        class Video:
+            num_frames = sample.video.num_frames
+
+            def read(self, indices):
+                owner.reads += 1
+                return sample.video.read(indices)
+
+        return type(sample)(Video(), sample.label, sample.index, sample.video_id)
+
+
+def test_repeats_cut_several_clips_from_one_decode(host):
+    plain = _clips(host, augmentation="multiscale_crop", flip=True)
+    counting = _CountingReads(plain.dataset)
+    repeated = ClipDataset(counting, plain.views, seed=7, repeats=3)
+    item = repeated[(2, 5)]
+    assert isinstance(item, list) and len(item) == 3 and counting.reads == 1
+    keys = [s["key"] for s in item]
+    assert keys[0] == plain[(2, 5)]["key"] and len(set(keys)) == 3
+    assert torch.equal(item[0]["clips"][0], plain[(2, 5)]["clips"][0])  # repeat 0 = the plain one
+    assert {s["index"] for s in item} == {5} and len({s["label"] for s in item}) == 1
+    crops = [s["clips"][0] for s in item]
+    assert not torch.equal(crops[0], crops[1]) or not torch.equal(crops[1], crops[2])
+    batch = collate([repeated[(2, 5)], repeated[(2, 6)]])  # videos' clips side by side
+    assert batch.index.tolist() == [5, 5, 5, 6, 6, 6] and batch.clips[0].shape[0] == 6
+    assert len(set(batch.keys.tolist())) == 6

@@ -37,6 +37,70 @@ def test_a_run_logs_metrics_and_saves_a_complete_checkpoint(tiny_recipe):
     assert {"model", "optimizer", "scheduler", "rng", "recipe"} <= set(state)
 
 
+class _SeenKeys:
+    """Records the sample keys and indices of every batch the objective trains on."""
+
+    def __init__(self):
+        self.batches = []
+
+    @hookimpl
+    def vssl_train_start(self, run):
+        model, seen = run.model, self.batches
+        forward = model.forward
+
+        def recording(batch):
+            seen.append((batch.keys.tolist(), batch.index.tolist()))
+            return forward(batch)
+
+        model.forward = recording
+
+
+def test_repeats_train_on_several_clips_of_each_decoded_video(tiny_recipe):
+    seen = _SeenKeys()
+    result = run(tiny_recipe, "data.repeats=2", extra=[("seen", seen)])
+    assert result.status == "completed" and result.step == 8
+    # 32 videos, 4 per step (8 clips / 2): 8 steps per epoch instead of 4
+    assert "8 steps (8 per epoch)" in (result.run_dir / "recipe.yaml").read_text()
+    for keys, index in seen.batches:
+        assert len(keys) == 8 and len(set(keys)) == 8  # every clip its own key (own mask)
+        assert index[0::2] == index[1::2]  # a video's two clips side by side
+    with pytest.raises(TrainingError, match="data.repeats=3 must be >= 1 and divide"):
+        run(tiny_recipe, "data.repeats=3", "run.name=bad")
+
+
+class _OwnLoaderShapes:
+    """moving_shapes that loads through its own path, as ffcv_video does."""
+
+    def __init__(self, num_samples: int = 32, num_classes: int = 4, size: int = 32):
+        from vssl_datasets.moving_shapes import MovingShapes
+
+        self.inner = MovingShapes(num_samples=num_samples, num_classes=num_classes, size=size)
+        self.num_classes = self.inner.num_classes
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        return self.inner[i]
+
+    def make_loader(self, *args, **kwargs):
+        raise AssertionError("data.repeats must be refused before the loader is built")
+
+
+class _OwnLoaderPlugin:
+    @hookimpl
+    def vssl_register_components(self, registry, plugin):
+        from vssl_core.registry import component
+
+        registry.add(component("dataset", name="own_loader_shapes")(_OwnLoaderShapes), plugin)
+
+
+def test_a_dataset_with_its_own_loader_refuses_repeats(tiny_recipe):
+    data = "data.dataset={name: own_loader_shapes, num_samples: 32, num_classes: 4, size: 32}"
+    with pytest.raises(TrainingError, match="data.repeats=2: the _OwnLoaderShapes dataset loads"):
+        run(tiny_recipe, data, "data.repeats=2", extra=[("own", _OwnLoaderPlugin())])
+
+
 @pytest.mark.slow
 def test_compiled_training_matches_eager_and_saves_plain_weights(tiny_recipe):
     eager = run(tiny_recipe, "run.name=eager")

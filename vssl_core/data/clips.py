@@ -37,6 +37,11 @@ class ClipDataset:
     ``max_failed_fraction`` of this process's loads fail (see :mod:`vssl_core.data.failures`).
     A returned sample's ``index`` is the sample actually loaded; its ``key`` stays that of the
     requested one, so on-device randomness does not depend on failures.
+
+    With ``repeats`` k > 1 (VideoMAE v2's ``num_sample``, "repeated augmentation") an item is a
+    list of k samples cut from one decode: the same frames, each with its own crop, flip, colour
+    and key (so its own mask on the device). Decoding, the usual bottleneck, is paid once per k
+    clips.
     """
 
     def __init__(
@@ -46,17 +51,20 @@ class ClipDataset:
         seed: int,
         max_failed_fraction: float = 0.01,
         max_retries: int = 10,
+        repeats: int = 1,
     ):
         if max_retries < 0:
             raise ValueError(f"data.max_retries={max_retries}: use 0 or more replacements")
-        self.dataset, self.views, self.seed = dataset, views, seed
+        if repeats < 1:
+            raise ValueError(f"data.repeats={repeats}: use 1 (no repetition) or more")
+        self.dataset, self.views, self.seed, self.repeats = dataset, views, seed, repeats
         self.max_retries = max_retries
         self.failures = FailureTracker(max_failed_fraction)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, item: tuple[int, int]) -> dict:
+    def __getitem__(self, item: tuple[int, int]) -> dict | list[dict]:
         epoch, index = item
         key = sample_key(self.seed, epoch, index)
         tried: list[int] = []
@@ -77,15 +85,24 @@ class ClipDataset:
                 self.failures.record_failure(idx, failed_paths[-1], exc)
                 continue
             self.failures.record_ok()
-            return {
-                "clips": self._augment(frames, key),
-                "label": sample.label,
-                "index": idx,
-                "key": key,
-                "decode_failures": len(failed_paths),
-                "failed_paths": failed_paths,
-            }
+            out = [
+                {
+                    "clips": self._augment(frames, k),
+                    "label": sample.label,
+                    "index": idx,
+                    "key": k,
+                    "decode_failures": len(failed_paths) if r == 0 else 0,  # counted once
+                    "failed_paths": failed_paths if r == 0 else [],
+                }
+                for r, k in enumerate(self._repeat_keys(key, epoch, index))
+            ]
+            return out[0] if self.repeats == 1 else out
         raise self.failures.exhausted(index, tried)
+
+    def _repeat_keys(self, key: int, epoch: int, index: int) -> list[int]:
+        """The sample's key, then one more per extra repeat (stream r of the same sample)."""
+        extra = [sample_key(self.seed, epoch, index, stream=r) for r in range(1, self.repeats)]
+        return [key, *extra]
 
     # ------------------------------------------------------------------------------- decoding
     def _path(self, index: int) -> str:
@@ -192,10 +209,12 @@ class ClipDataset:
         )
 
 
-def collate(samples: Sequence[dict]) -> Batch:
+def collate(samples: Sequence[dict | list[dict]]) -> Batch:
     """Stack the views; ``extra["decode_failures"]`` counts the videos that failed to decode for
     this batch's samples (each replaced by another sample) and ``extra["decode_failed_paths"]``
-    names them, so the training process can log them whichever worker met them."""
+    names them, so the training process can log them whichever worker met them. Repeated
+    samples (a list per video) are flattened: a video's clips sit next to each other."""
+    samples = [s for item in samples for s in (item if isinstance(item, list) else [item])]
     num_views = len(samples[0]["clips"])
     paths = [p for s in samples for p in s.get("failed_paths", ())]
     return Batch(

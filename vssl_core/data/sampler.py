@@ -53,8 +53,22 @@ def epoch_permutation(num_samples: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, 0x5A3]).permutation(num_samples)
 
 
+def videos_per_batch(clips: int, repeats: int, what: str) -> int:
+    """How many videos make ``clips`` clips when each decoded video gives ``repeats`` of them."""
+    if repeats < 1 or clips % repeats:
+        raise ValueError(
+            f"data.repeats={repeats} must be >= 1 and divide {what}={clips} (each decoded video "
+            f"gives {repeats} clips of the batch); choose a divisor of {clips}"
+        )
+    return clips // repeats
+
+
 class StepBatchSampler:
-    """Yields this rank's micro-batches of ``(epoch, index)`` for steps [start_step, end_step)."""
+    """Yields this rank's micro-batches of ``(epoch, index)`` for steps [start_step, end_step).
+
+    With ``repeats`` k, a micro-batch names ``per_rank / k`` videos (each gives k clips), an
+    epoch passes over every video once and so has k times the steps of a plain one.
+    """
 
     def __init__(
         self,
@@ -64,12 +78,15 @@ class StepBatchSampler:
         seed: int,
         start_step: int,
         end_step: int,
+        repeats: int = 1,
     ):
-        self.steps_per_epoch = num_samples // layout.global_size
+        self.videos_per_step = videos_per_batch(layout.global_size, repeats, "batch.global_size")
+        self.videos_per_micro = videos_per_batch(layout.per_rank, repeats, "batch.per_rank")
+        self.steps_per_epoch = num_samples // self.videos_per_step
         if self.steps_per_epoch < 1:
             raise ValueError(
                 f"the dataset has {num_samples} samples, fewer than one global batch "
-                f"({layout.global_size}); lower batch.global_size or use more samples"
+                f"({self.videos_per_step} videos); lower batch.global_size or use more samples"
             )
         self.num_samples, self.layout, self.rank, self.seed = num_samples, layout, rank, seed
         self.start_step, self.end_step = start_step, end_step
@@ -88,7 +105,8 @@ class StepBatchSampler:
             epoch, in_epoch = self.position(step)
             if epoch != perm_epoch:
                 perm, perm_epoch = epoch_permutation(self.num_samples, self.seed, epoch), epoch
-            start = in_epoch * L.global_size + self.rank * L.per_rank * L.accum_steps
+            per = self.videos_per_micro
+            start = in_epoch * self.videos_per_step + self.rank * per * L.accum_steps
             for a in range(L.accum_steps):
-                chunk = perm[start + a * L.per_rank : start + (a + 1) * L.per_rank]
+                chunk = perm[start + a * per : start + (a + 1) * per]
                 yield [(epoch, int(i)) for i in chunk]

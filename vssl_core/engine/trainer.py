@@ -25,7 +25,7 @@ from vssl_core.build import build, build_dataset, build_objective
 from vssl_core.config import Config
 from vssl_core.data.clips import ClipDataset, normalize_on_device
 from vssl_core.data.loader import build_loader
-from vssl_core.data.sampler import BatchLayout, StepBatchSampler
+from vssl_core.data.sampler import BatchLayout, StepBatchSampler, videos_per_batch
 from vssl_core.engine import checkpoint as ckpt
 from vssl_core.engine.distributed import (
     all_reduce_sum,
@@ -197,11 +197,19 @@ class Trainer:
         self.layout = BatchLayout.from_recipe(
             cfg.batch.global_size, cfg.batch.per_rank, self.dist.world_size
         )
-        self.steps_per_epoch = len(self.dataset) // self.layout.global_size
+        self.repeats = cfg.loader.repeats
+        try:
+            videos_per_step = videos_per_batch(
+                self.layout.global_size, self.repeats, "batch.global_size"
+            )
+            videos_per_batch(self.layout.per_rank, self.repeats, "batch.per_rank")
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
+        self.steps_per_epoch = len(self.dataset) // videos_per_step
         if self.steps_per_epoch < 1:
             raise TrainingError(
                 f"the dataset has {len(self.dataset)} samples, fewer than one global batch "
-                f"({self.layout.global_size}); lower batch.global_size or add samples"
+                f"({videos_per_step} videos); lower batch.global_size or add samples"
             )
         # sections read in every step are built once: each Config access rebuilds a dataclass
         # (~0.2 ms, 1% of a 20 ms step; benchmarks/overhead.py)
@@ -271,10 +279,16 @@ class Trainer:
             self.config.run.seed,
             self.start_step,
             self.total_steps,
+            repeats=self.repeats,
         )
         pin = data.pin_memory if data.pin_memory is not None else self.dist.device.type == "cuda"
         make_loader = getattr(self.dataset, "make_loader", None)
         if make_loader is not None:  # a dataset with its own loading path (e.g. ffcv_video)
+            if self.repeats != 1:
+                raise TrainingError(
+                    f"data.repeats={self.repeats}: the {type(self.dataset).__name__} dataset loads "
+                    "through its own path, which cuts one clip set per video; set data.repeats=1"
+                )
             return make_loader(
                 self.views, sampler, self.config.run.seed, data.num_workers, pin_memory=pin
             )
@@ -284,6 +298,7 @@ class Trainer:
             self.config.run.seed,
             max_failed_fraction=data.max_failed_fraction,
             max_retries=data.max_retries,
+            repeats=self.repeats,
         )
         return build_loader(
             clips, sampler, data.num_workers, pin, data.persistent_workers, data.prefetch_factor

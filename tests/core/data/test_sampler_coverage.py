@@ -53,3 +53,31 @@ def test_resuming_mid_epoch_continues_exactly(world, per_rank):
     for start in (1, 8, 9):  # inside epoch 0, at the first step of epoch 1, inside epoch 1
         resumed = _epoch_draws(50, 6, per_rank, world, epochs=3, start=start)
         assert resumed == [d[start * accum :] for d in full]
+
+
+@pytest.mark.parametrize(
+    ("world", "global_size", "per_rank", "repeats"), [(1, 8, 4, 2), (2, 8, 4, 4)]
+)
+def test_repeats_cover_every_video_once_per_epoch_with_more_steps(
+    world, global_size, per_rank, repeats
+):
+    """Each video gives `repeats` clips: a micro-batch names per_rank / repeats videos and an
+    epoch, still every video once, has `repeats` times the steps."""
+    num_samples = 48
+    layout = BatchLayout.from_recipe(global_size, per_rank, world)
+    steps_per_epoch = num_samples * repeats // global_size
+    samplers = [
+        StepBatchSampler(num_samples, layout, r, seed=11, start_step=0,
+                         end_step=2 * steps_per_epoch, repeats=repeats)
+        for r in range(world)
+    ]  # fmt: skip
+    assert samplers[0].steps_per_epoch == steps_per_epoch
+    counts = Counter(pair for s in samplers for b in s for pair in b)
+    assert max(counts.values()) == 1 and len(counts) == 2 * num_samples
+    assert {len(b) for s in samplers for b in s} == {per_rank // repeats}
+
+
+def test_repeats_that_do_not_divide_the_batch_are_refused():
+    layout = BatchLayout.from_recipe(8, 4, 1)
+    with pytest.raises(ValueError, match="data.repeats=3 must be >= 1 and divide batch.global"):
+        StepBatchSampler(48, layout, 0, seed=1, start_step=0, end_step=4, repeats=3)
