@@ -167,8 +167,8 @@ def ffcv_loader(beton: Path, num_videos: int, batch: int, workers: int):
 class Timed:
     """A running loader: each round drains what it prefetched, then times ``batches`` batches."""
 
-    def __init__(self, name: str, loader, drain: int, decoder=None) -> None:
-        self.name, self.iterator, self.drain, self.decoder = name, iter(loader), drain, decoder
+    def __init__(self, name: str, loader, drain: int) -> None:
+        self.name, self.iterator, self.drain = name, iter(loader), drain
         self.rates: list[float] = []
 
     def round(self, batches: int) -> float:
@@ -228,32 +228,31 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_paths(args, info: dict, beton: Path | None) -> list[Timed]:
     paths = args.paths.split(",")
-    timed = []
-    drain = args.workers * 2  # a torch DataLoader keeps prefetch_factor (2) batches per worker
+    decoders = {}
     if "decord" in paths:
         try:
             from vssl_decoders.decord_backend import DecordDecoder
 
-            decoder = DecordDecoder()
-            loader = torch_loader(info, decoder, args.batch, args.workers)
-            timed.append(Timed("decord", loader, drain, decoder))
+            decoders["decord"] = DecordDecoder
+            DecordDecoder()  # fails here when decord is missing
         except (ImportError, ValueError) as exc:
             print(f"decord: not measured ({exc})", file=sys.stderr)
+            decoders.pop("decord")
     if "pyav" in paths:
         from vssl_decoders.pyav import PyAVDecoder
 
-        decoder = PyAVDecoder()
-        loader = torch_loader(info, decoder, args.batch, args.workers)
-        timed.append(Timed("pyav", loader, drain, decoder))
+        decoders["pyav"] = PyAVDecoder
+    timed = []
+    drain = args.workers * 2  # a torch DataLoader keeps prefetch_factor (2) batches per worker
+    for name, make in decoders.items():
+        timed.append(Timed(name, torch_loader(info, make(), args.batch, args.workers), drain))
     if "ffcv" in paths and beton is not None:
         loader = ffcv_loader(beton, args.videos, args.batch, args.workers)
         timed.append(Timed("ffcv", loader, loader.loader.batches_ahead + 1))
     if args.repeats > 1:  # the same torch paths cutting k clips from each decode
-        for t in list(timed):
-            if t.name in ("decord", "pyav"):
-                decoder = type(t.decoder)()
-                loader = torch_loader(info, decoder, args.batch, args.workers, args.repeats)
-                timed.append(Timed(f"{t.name}x{args.repeats}", loader, drain, decoder))
+        for name, make in decoders.items():
+            loader = torch_loader(info, make(), args.batch, args.workers, args.repeats)
+            timed.append(Timed(f"{name}x{args.repeats}", loader, drain))
     return timed
 
 

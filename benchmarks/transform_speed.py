@@ -59,7 +59,7 @@ from vssl_moco.objective import PHOTOMETRIC  # noqa: E402
 from vssl_rotation.objective import NUM_ROTATIONS, draw_rotations, rotate_clips  # noqa: E402
 
 from vssl_core.data import photometric  # noqa: E402
-from vssl_core.data.photometric import PhotometricDraw, apply_photometric, draw_photometric  # noqa: E402
+from vssl_core.data.photometric import PhotometricDraw, apply_photometric, draw_for_views  # noqa: E402
 from vssl_core.interfaces import ViewSpec  # noqa: E402
 
 SEED = 0
@@ -190,17 +190,7 @@ def photometric_workload(calls: int, frames: int, size: int) -> Workload:
     whatever the content, and they reach every hue sextant and some ties for the check."""
     spec = ViewSpec(frames=frames, crop_size=size, **PHOTOMETRIC["mocov2"])
     rng = np.random.default_rng(SEED)
-    draws = [
-        draw_photometric(
-            rng,
-            spec.color_jitter,
-            spec.color_jitter_prob,
-            spec.grayscale_prob,
-            spec.blur_prob,
-            spec.blur_sigma,
-        )
-        for _ in range(calls)
-    ]
+    draws = [draw_for_views(rng, spec) for _ in range(calls)]
     shape = (3, frames, size, size)
     clips = [torch.from_numpy(rng.integers(0, 256, shape, dtype=np.uint8)) for _ in range(calls)]
     return Workload(

@@ -305,7 +305,8 @@ class Monitor:
     without stopping it. The trainer calls ``setup`` once before the first step, then
     ``measure`` on every rank before the first step of a new run (step 0, the untrained
     baseline), at every ``every_steps``-th step and at the last one, and logs what it returns
-    beside the loss. ``measure`` must leave the model as it found it."""
+    beside the loss. The trainer puts the model back in training mode after ``measure``;
+    anything else it changes (weights, buffers) it must restore."""
 
     every_steps: int
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 import math
 from functools import partial
 
-import torch
-
 from vssl_core.build import build_dataset
 from vssl_core.engine.run import RunContext
 from vssl_core.interfaces import Monitor
@@ -100,26 +98,21 @@ class KnnMonitor(Monitor):
             view_loader, views=self.views, env=env, batch_size=self.batch_size,
             num_workers=self.num_workers,
         )  # fmt: skip
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                embed = partial(
-                    batch_scores, features, env=env, mean=self.mean, std=self.std,
-                    precision=precision,
-                )  # fmt: skip
-                bank_ND, labels_N, _ = feature_bank(embed, loader(self.train), env)
-                vote = partial(
-                    knn_vote, bank_ND=bank_ND, labels_N=labels_N,
-                    num_classes=int(self.train.num_classes), k=self.k,
-                    temperature=self.temperature,
-                )  # fmt: skip
-                out = run_test(
-                    features, loader(self.test), env, "classification",
-                    int(self.test.num_classes), vote, self.mean, self.std, precision,
-                )  # fmt: skip
-        finally:
-            model.train(was_training)
+        model.eval()  # no grad: batch_scores; the trainer sets training mode back afterwards
+        embed = partial(
+            batch_scores, features, env=env, mean=self.mean, std=self.std,
+            precision=precision,
+        )  # fmt: skip
+        bank_ND, labels_N, _ = feature_bank(embed, loader(self.train), env)
+        vote = partial(
+            knn_vote, bank_ND=bank_ND, labels_N=labels_N,
+            num_classes=int(self.train.num_classes), k=self.k,
+            temperature=self.temperature,
+        )  # fmt: skip
+        out = run_test(
+            features, loader(self.test), env, "classification",
+            int(self.test.num_classes), vote, self.mean, self.std, precision,
+        )  # fmt: skip
         return {
             "knn_top1": out.metrics["top1"],
             "knn_mean_class_top1": out.metrics["mean_class_top1"],

@@ -45,3 +45,18 @@ def common():
 @pytest.fixture(scope="session")
 def pretext_cues():
     return load_script("pretext_cues")
+
+
+@pytest.fixture(scope="session")
+def mini_severe():
+    return load_script("mini_severe")
+
+
+@pytest.fixture(scope="session")
+def transform_speed():
+    return load_script("transform_speed")
+
+
+@pytest.fixture(scope="session")
+def decoder_speed():
+    return load_script("decoder_speed")

@@ -26,20 +26,6 @@ from vssl_core.data.photometric import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def transform_speed():
-    """benchmarks/transform_speed.py as a module, loaded as conftest loads the other scripts."""
-    key = "vssl_bench_transform_speed"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            key, ROOT / "benchmarks" / "transform_speed.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
 def test_quick_run_reports_both_cases(transform_speed, tmp_path, capsys):
     out = tmp_path / "speed.json"
     assert transform_speed.main(["--quick", "--json", str(out)]) == 0

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from vssl_core.data.failures import FailureTracker, is_decode_error, replacement_index
-from vssl_core.data.photometric import PhotometricDraw, apply_photometric, draw_photometric
+from vssl_core.data.photometric import apply_photometric, draw_for_views
 from vssl_core.data.sampling import (
     evenly_spaced_clip_indices,
     fixed_segment_indices,
@@ -182,7 +182,7 @@ class ClipDataset:
             if boxes is None or not spec.shared_augmentation:
                 boxes = self._boxes(clip_CTHW.shape[2], clip_CTHW.shape[3], s_rng)
                 flip = spec.flip and bool(s_rng.integers(2))
-                photo = self._photometric(c_rng)
+                photo = draw_for_views(c_rng, spec)
             for box in boxes:
                 view = crop_resize(clip_CTHW, box, spec.crop_size)
                 view = view.flip(-1) if flip else view
@@ -194,19 +194,6 @@ class ClipDataset:
         if spec.augmentation == "none":
             return eval_crop_boxes(height, width, spec.crop_size, spec.test_crops, spec.short_side)
         return [draw_box(spec.augmentation, height, width, spec.crop_size, rng, spec.crop_scale)]
-
-    def _photometric(self, rng: np.random.Generator) -> PhotometricDraw | None:
-        spec = self.views
-        if not spec.has_photometric:
-            return None
-        return draw_photometric(
-            rng,
-            spec.color_jitter,
-            spec.color_jitter_prob,
-            spec.grayscale_prob,
-            spec.blur_prob,
-            spec.blur_sigma,
-        )
 
 
 def collate(samples: Sequence[dict | list[dict]]) -> Batch:

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from vssl_core.interfaces import ViewSpec
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as torchvision's rgb_to_grayscale
 
@@ -69,6 +73,20 @@ def draw_photometric(
     blur = bool(rng.random() < blur_prob)
     sigma = float(rng.uniform(*blur_sigma))
     return PhotometricDraw(jitter, order, *factors, grayscale, sigma if blur else None)
+
+
+def draw_for_views(rng: np.random.Generator, views: ViewSpec) -> PhotometricDraw | None:
+    """One clip's draw with the settings an objective declared (None: it declared none)."""
+    if not views.has_photometric:
+        return None
+    return draw_photometric(
+        rng,
+        views.color_jitter,
+        views.color_jitter_prob,
+        views.grayscale_prob,
+        views.blur_prob,
+        views.blur_sigma,
+    )
 
 
 def apply_photometric(clip_CTHW: torch.Tensor, draw: PhotometricDraw) -> torch.Tensor:

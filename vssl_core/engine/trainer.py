@@ -243,8 +243,8 @@ class Trainer:
         self._write_run_files(warmup_steps)
         spec = cfg.data.get("monitor") or {}
         self.monitor = build(self.host.registry, "monitor", spec) if spec else None
-        every = getattr(self.monitor, "every_steps", 1)
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        every = getattr(self.monitor, "every_steps", None)
+        if spec and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise TrainingError(
                 f"monitor {spec.get('name')!r} must set every_steps to an int >= 1, got {every!r}"
             )

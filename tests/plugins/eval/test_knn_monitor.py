@@ -10,8 +10,11 @@ from kit import faults
 
 from vssl_core.config import load_config
 from vssl_core.engine.checkpoint import load_checkpoint
-from vssl_core.engine.trainer import train
+from vssl_core.engine.trainer import TrainingError, train
+from vssl_core.hookspecs import hookimpl
+from vssl_core.interfaces import Monitor
 from vssl_core.plugins import load_plugins
+from vssl_core.registry import component
 from vssl_core.schema import RecipeError
 
 HOST = load_plugins()
@@ -115,3 +118,22 @@ def test_settings_and_datasets_it_cannot_use_are_refused(tmp_path):
     monitor = {"name": "knn", "train_dataset": shapes(1), "test_dataset": counting}
     with pytest.raises(ValueError, match="monitor.test_dataset has task 'counting'"):
         run(tmp_path, "counting", monitor)
+
+
+class _NoCadence(Monitor):
+    """A monitor that forgets to say how often it runs."""
+
+    def measure(self, run, step):
+        return {}
+
+
+class _NoCadencePlugin:
+    @hookimpl
+    def vssl_register_components(self, registry, plugin):
+        registry.add(component("monitor", name="no_cadence")(_NoCadence), plugin)
+
+
+def test_a_monitor_without_a_cadence_is_refused(tmp_path):
+    host = load_plugins(extra=[("no_cadence", _NoCadencePlugin())])
+    with pytest.raises(TrainingError, match="monitor 'no_cadence' must set every_steps"):
+        run(tmp_path, "no_cadence", {"name": "no_cadence"}, host)
