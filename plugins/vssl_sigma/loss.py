@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from vssl_sigma.sinkhorn import sinkhorn
+from vssl_sigma.sinkhorn import sinkhorn, sinkhorn_labels
 
 
 def prototype_scores(features_MD: torch.Tensor, prototypes_KD: torch.Tensor) -> torch.Tensor:
@@ -41,9 +41,20 @@ def prototype_scores(features_MD: torch.Tensor, prototypes_KD: torch.Tensor) -> 
         return unit_MD @ prototypes_KD.float().t()
 
 
-def assignment_targets(codes_MK: torch.Tensor, soft: bool) -> torch.Tensor:
-    """Hard labels [M] (argmax, as SIGMA's released code) or the soft codes [M, K] (as SwAV)."""
-    return codes_MK if soft else codes_MK.argmax(dim=1)
+def assignments(
+    scores_MK: torch.Tensor,
+    epsilon: float,
+    iterations: int,
+    soft: bool,
+    group: dist.ProcessGroup | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(targets, labels [M]) of cosine scores: the targets are the hard labels (argmax, as
+    SIGMA's released code) or the soft Sinkhorn codes [M, K] (as SwAV)."""
+    if soft:
+        codes_MK = sinkhorn(scores_MK, epsilon, iterations, group, score_bound=1.0)
+        return codes_MK, codes_MK.argmax(dim=1)
+    labels_M = sinkhorn_labels(scores_MK, epsilon, iterations, group, score_bound=1.0)
+    return labels_M, labels_M
 
 
 def swapped_cross_entropy(
@@ -85,15 +96,16 @@ def sigma_loss(
     assert projected_MD.shape == predicted_MD.shape, (
         f"projected targets {list(projected_MD.shape)} vs predictions {list(predicted_MD.shape)}"
     )
+    # the Sinkhorn kernel needs |scores| <= 1: unit prototypes (checked on the device, no sync)
+    norms_K = prototypes_KD.detach().norm(dim=1)
+    torch._assert_async((norms_K - 1).abs().amax() < 1e-3, "sigma prototypes must be unit rows")
     scores_phi_MK = prototype_scores(projected_MD, prototypes_KD)
     scores_psi_MK = prototype_scores(predicted_MD, prototypes_KD.detach())
-    codes_phi_MK = sinkhorn(scores_phi_MK, epsilon, iterations, group)
-    codes_psi_MK = sinkhorn(scores_psi_MK, epsilon, iterations, group)
-    targets_phi = assignment_targets(codes_phi_MK, soft_targets)
-    targets_psi = assignment_targets(codes_psi_MK, soft_targets)
+    targets_phi, labels_phi_M = assignments(scores_phi_MK, epsilon, iterations, soft_targets, group)
+    targets_psi, labels_psi_M = assignments(scores_psi_MK, epsilon, iterations, soft_targets, group)
     return SigmaLossTerms(
         projection=swapped_cross_entropy(scores_phi_MK, targets_psi, temperature),
         prediction=swapped_cross_entropy(scores_psi_MK, targets_phi, temperature),
-        labels_projection_M=codes_phi_MK.argmax(dim=1),
-        labels_prediction_M=codes_psi_MK.argmax(dim=1),
+        labels_projection_M=labels_phi_M,
+        labels_prediction_M=labels_psi_M,
     )

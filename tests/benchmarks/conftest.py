@@ -60,3 +60,8 @@ def transform_speed():
 @pytest.fixture(scope="session")
 def decoder_speed():
     return load_script("decoder_speed")
+
+
+@pytest.fixture(scope="session")
+def sinkhorn_speed():
+    return load_script("sinkhorn_speed")

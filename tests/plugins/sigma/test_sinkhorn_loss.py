@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from vssl_sigma.loss import prototype_scores, sigma_loss, swapped_cross_entropy
-from vssl_sigma.sinkhorn import sinkhorn
+from vssl_sigma.sinkhorn import MAX_KERNEL_RANGE, _Scaling, sinkhorn, sinkhorn_labels
 
 
 def random_scores(M: int, K: int, seed: int = 0) -> torch.Tensor:
@@ -75,6 +75,56 @@ def test_is_equivariant_to_a_permutation_of_the_tokens():
     torch.testing.assert_close(sinkhorn(scores_MK[perm], 0.05, 10), q_MK[perm])
 
 
+@pytest.mark.parametrize("epsilon", [0.05, 0.03, 0.025])  # SIGMA's K400 / SSv2 ViT-B; the limit
+def test_the_kernel_path_for_cosines_equals_the_official_iteration(epsilon):
+    scores_MK = random_scores(500, 40, seed=2)
+    assert _Scaling(scores_MK, epsilon, 1.0, None, False).use_kernel
+    ours_MK = sinkhorn(scores_MK, epsilon, 10, score_bound=1.0)
+    torch.testing.assert_close(
+        ours_MK.double(), official_sinkhorn(scores_MK, epsilon, 10, 1.0), rtol=1e-4, atol=1e-6
+    )
+    torch.testing.assert_close(ours_MK, sinkhorn(scores_MK, epsilon, 10), rtol=1e-4, atol=1e-6)
+
+
+def test_the_kernel_keeps_a_prototype_every_token_scores_at_minus_one():
+    """At the largest kernel range (2 / eps = 80) a prototype opposite to every token has kernel
+    entries e^-80 only: its sums must stay finite and its codes equal the float64 reference."""
+    epsilon = 2 / MAX_KERNEL_RANGE
+    scores_MK = random_scores(300, 20, seed=4)
+    scores_MK[:, 0] = -1.0
+    scores_MK[0, 1:] = 1.0  # and one token at the upper bound for every other prototype
+    ours_MK = sinkhorn(scores_MK, epsilon, 10, score_bound=1.0)
+    assert torch.isfinite(ours_MK).all()
+    torch.testing.assert_close(
+        ours_MK.double(), official_sinkhorn(scores_MK, epsilon, 10, 1.0), rtol=1e-4, atol=1e-6
+    )
+    assert ours_MK.sum(dim=0)[0] > 300 / 20 / 2  # still gets about its share (15), not zero
+
+
+def test_a_kernel_range_beyond_float32_falls_back_to_log_sum_exp():
+    scores_MK = random_scores(300, 20)
+    assert not _Scaling(scores_MK, 0.01, 1.0, None, False).use_kernel  # 2 / 0.01 = 200 > 80
+    assert not _Scaling(scores_MK, 0.05, None, None, False).use_kernel  # no bound: any scores
+    q_MK = sinkhorn(scores_MK, epsilon=0.01, iterations=10, score_bound=1.0)
+    torch.testing.assert_close(
+        q_MK.double(), official_sinkhorn(scores_MK, 0.01, 10, 1.0), rtol=1e-4, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("score_bound, epsilon", [(None, 0.05), (1.0, 0.05), (1.0, 0.01)])
+def test_labels_are_the_argmax_of_the_codes(score_bound, epsilon):
+    scores_MK = random_scores(700, 50, seed=5)
+    labels_M = sinkhorn_labels(scores_MK, epsilon, 10, score_bound=score_bound)
+    assert labels_M.dtype == torch.int64 and labels_M.shape == (700,)
+    codes_MK = sinkhorn(scores_MK, epsilon, 10, score_bound=score_bound)
+    torch.testing.assert_close(labels_M, codes_MK.argmax(dim=1), rtol=0, atol=0)
+
+
+def test_rejects_a_bound_that_is_not_positive():
+    with pytest.raises(ValueError, match="score_bound"):
+        sinkhorn(random_scores(10, 4), 0.05, 3, score_bound=0.0)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -89,24 +139,31 @@ def test_rejects_bad_arguments(kwargs, match):
         sinkhorn(torch.zeros(2, 3, 4), 0.05, 3)
 
 
-def _rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:
+def _rank_main(
+    rank: int, world: int, init_file: str, out_dir: str, bound: float | None, split: int
+) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         scores_MK = random_scores(80, 12, seed=3)
-        mine = scores_MK[:30] if rank == 0 else scores_MK[30:]  # uneven: 30 and 50 tokens
-        torch.save(sinkhorn(mine, epsilon=0.05, iterations=10), f"{out_dir}/q{rank}.pt")
+        mine = scores_MK[:split] if rank == 0 else scores_MK[split:]
+        q_MK = sinkhorn(mine, epsilon=0.05, iterations=10, score_bound=bound)
+        torch.save(q_MK, f"{out_dir}/q{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
-def test_two_ranks_equal_one_process_on_the_concatenated_tokens(tmp_path):
-    mp.spawn(_rank_main, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+@pytest.mark.parametrize("bound", [None, 1.0], ids=["log_sum_exp", "kernel"])
+@pytest.mark.parametrize("split", [30, 0], ids=["30+50_tokens", "0+80_tokens"])
+def test_two_ranks_equal_one_process_on_the_concatenated_tokens(tmp_path, bound, split):
+    args = (2, str(tmp_path / "init"), str(tmp_path), bound, split)
+    mp.spawn(_rank_main, args=args, nprocs=2, join=True)
     q_MK = torch.cat([torch.load(tmp_path / f"q{r}.pt") for r in range(2)])
     single_MK = sinkhorn(random_scores(80, 12, seed=3), epsilon=0.05, iterations=10)
     torch.testing.assert_close(q_MK, single_MK, rtol=1e-5, atol=1e-6)
-    local_MK = sinkhorn(random_scores(80, 12, seed=3)[:30], epsilon=0.05, iterations=10)
-    assert not torch.allclose(q_MK[:30], local_MK, atol=1e-3)  # balanced globally, not per rank
+    if split:
+        local_MK = sinkhorn(random_scores(80, 12, seed=3)[:split], epsilon=0.05, iterations=10)
+        assert not torch.allclose(q_MK[:split], local_MK, atol=1e-3)  # balanced over all ranks
 
 
 # ------------------------------------------------------------------------------ loss
@@ -193,3 +250,11 @@ def test_scores_are_float32_cosines_under_autocast():
 def test_cross_entropy_checks_target_shape():
     with pytest.raises(AssertionError, match="targets"):
         swapped_cross_entropy(torch.zeros(4, 3), torch.zeros(5, dtype=torch.long), 0.1)
+
+
+def test_prototypes_that_are_not_unit_rows_are_refused():
+    """The Sinkhorn kernel relies on cosine scores; prototypes the objective did not renormalize
+    would break that bound, so the loss checks them (on the device, without a host sync)."""
+    p, z, c = features()
+    with pytest.raises(RuntimeError, match="unit rows"):
+        sigma_loss(p, z, c.detach() * 3, temperature=0.1, epsilon=0.05, iterations=3)
