@@ -60,6 +60,7 @@ from common import LossOf, describe_device, fvcore_forward_macs, synthetic_batch
 from vssl_core.build import build_objective  # noqa: E402
 from vssl_core.data.clips import normalize_on_device  # noqa: E402
 from vssl_core.engine.optim import build_optimizer  # noqa: E402
+from vssl_core.engine.trainer import use_channels_last  # noqa: E402
 from vssl_core.nn import tube_mask  # noqa: E402
 from vssl_core.plugins import load_plugins  # noqa: E402
 from vssl_core.schema import OptimSection, TrainSection  # noqa: E402
@@ -304,9 +305,9 @@ def build_vssl(recipe: dict, device, batch_size: int, host, channels_last: bool)
     """A vssl objective, its loss function and a maker of the normalized on-device batch."""
     model = build_objective(host.registry, recipe).to(device)
     fmt = torch.contiguous_format
-    if channels_last:
+    if channels_last:  # as train.channels_last does: NDHWC weights, uint8 clips made NDHWC
         fmt = torch.channels_last_3d
-        model.to(memory_format=fmt)
+        use_channels_last(model)
     views = model.views()
     batch = synthetic_batch(views, batch_size, device, memory_format=fmt)
 
@@ -544,8 +545,8 @@ def trainer_defaults(device: torch.device) -> dict:
         "attention": "F.scaled_dot_product_attention (vssl_core/nn/transformer.py)",
         "fused_adamw_on_gpu": bool(fused),
         "sgd": "foreach (not fused)",
-        "compile": "not offered by the trainer",
-        "channels_last_3d": "not offered by the trainer",
+        "compile": "train.compile: true (off by default)",
+        "channels_last_3d": "train.channels_last: true (off by default; 3-D CNNs only)",
     }
 
 

@@ -113,6 +113,56 @@ def test_compiled_training_matches_eager_and_saves_plain_weights(tiny_recipe):
     assert weights(compiled.run_dir).keys() == weights(eager.run_dir).keys()
 
 
+CNN_ROTATION = (
+    "backbone={name: cnn3d_small, img_size: 32, num_frames: 4, width: 8}",
+    "objective={name: rotation, sampling_stride: 2}",
+    "optim={name: sgd, lr: 0.05, lr_scaling: none}",
+)
+
+
+class _ClipLayouts:
+    """Records whether each batch's clips reach the objective in NDHWC."""
+
+    def __init__(self):
+        self.ndhwc = []
+
+    @hookimpl
+    def vssl_train_start(self, run):
+        model, seen = run.model, self.ndhwc
+        forward = model.forward
+
+        def recording(batch):
+            seen.append(batch.clips[0].is_contiguous(memory_format=torch.channels_last_3d))
+            return forward(batch)
+
+        model.forward = recording
+
+
+def test_channels_last_trains_a_cnn_as_the_default_layout_does(tiny_recipe):
+    """NDHWC changes strides, not values: the losses match the default layout's, clips and
+    saved weights are NDHWC, and a ViT recipe is refused with what to do."""
+    default = run(tiny_recipe, "run.name=ncdhw", *CNN_ROTATION)
+    layouts = _ClipLayouts()
+    ndhwc = run(
+        tiny_recipe,
+        "run.name=ndhwc",
+        "train.channels_last=true",
+        *CNN_ROTATION,
+        extra=[("layouts", layouts)],
+    )
+    assert ndhwc.status == "completed" and ndhwc.step == 8
+    assert layouts.ndhwc == [True] * 8
+    losses = [r["loss"] for r in read_metrics(default.run_dir)]
+    assert [r["loss"] for r in read_metrics(ndhwc.run_dir)] == pytest.approx(losses, rel=1e-4)
+    conv_weights = [v for v in weights(ndhwc.run_dir).values() if v.ndim == 5]
+    assert conv_weights and all(
+        w.is_contiguous(memory_format=torch.channels_last_3d) and not w.is_contiguous()
+        for w in conv_weights
+    )
+    with pytest.raises(TrainingError, match="applies to 3-D CNN backbones.*remove"):
+        run(tiny_recipe, "run.name=vit", "train.channels_last=true")
+
+
 def test_each_step_and_rank_gets_its_own_dropout_seed():
     from vssl_core.engine.trainer import step_seed
 
