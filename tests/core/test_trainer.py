@@ -37,31 +37,31 @@ def test_a_run_logs_metrics_and_saves_a_complete_checkpoint(tiny_recipe):
     assert {"model", "optimizer", "scheduler", "rng", "recipe"} <= set(state)
 
 
-class _SeenKeys:
-    """Records the sample keys and indices of every batch the objective trains on."""
+class _BatchRecorder:
+    """Records ``what(batch)`` for every batch the objective trains on."""
 
-    def __init__(self):
-        self.batches = []
+    def __init__(self, what):
+        self.what, self.seen = what, []
 
     @hookimpl
     def vssl_train_start(self, run):
-        model, seen = run.model, self.batches
+        model, what, seen = run.model, self.what, self.seen
         forward = model.forward
 
         def recording(batch):
-            seen.append((batch.keys.tolist(), batch.index.tolist()))
+            seen.append(what(batch))
             return forward(batch)
 
         model.forward = recording
 
 
 def test_repeats_train_on_several_clips_of_each_decoded_video(tiny_recipe):
-    seen = _SeenKeys()
+    seen = _BatchRecorder(lambda b: (b.keys.tolist(), b.index.tolist()))
     result = run(tiny_recipe, "data.repeats=2", extra=[("seen", seen)])
     assert result.status == "completed" and result.step == 8
     # 32 videos, 4 per step (8 clips / 2): 8 steps per epoch instead of 4
     assert "8 steps (8 per epoch)" in (result.run_dir / "recipe.yaml").read_text()
-    for keys, index in seen.batches:
+    for keys, index in seen.seen:
         assert len(keys) == 8 and len(set(keys)) == 8  # every clip its own key (own mask)
         assert index[0::2] == index[1::2]  # a video's two clips side by side
     with pytest.raises(TrainingError, match="data.repeats=3 must be >= 1 and divide"):
@@ -120,29 +120,13 @@ CNN_ROTATION = (
 )
 
 
-class _ClipLayouts:
-    """Records whether each batch's clips reach the objective in NDHWC."""
-
-    def __init__(self):
-        self.ndhwc = []
-
-    @hookimpl
-    def vssl_train_start(self, run):
-        model, seen = run.model, self.ndhwc
-        forward = model.forward
-
-        def recording(batch):
-            seen.append(batch.clips[0].is_contiguous(memory_format=torch.channels_last_3d))
-            return forward(batch)
-
-        model.forward = recording
-
-
 def test_channels_last_trains_a_cnn_as_the_default_layout_does(tiny_recipe):
     """NDHWC changes strides, not values: the losses match the default layout's, clips and
     saved weights are NDHWC, and a ViT recipe is refused with what to do."""
     default = run(tiny_recipe, "run.name=ncdhw", *CNN_ROTATION)
-    layouts = _ClipLayouts()
+    layouts = _BatchRecorder(
+        lambda b: b.clips[0].is_contiguous(memory_format=torch.channels_last_3d)
+    )
     ndhwc = run(
         tiny_recipe,
         "run.name=ndhwc",
@@ -151,7 +135,7 @@ def test_channels_last_trains_a_cnn_as_the_default_layout_does(tiny_recipe):
         extra=[("layouts", layouts)],
     )
     assert ndhwc.status == "completed" and ndhwc.step == 8
-    assert layouts.ndhwc == [True] * 8
+    assert layouts.seen == [True] * 8  # clips reach the objective in NDHWC
     losses = [r["loss"] for r in read_metrics(default.run_dir)]
     assert [r["loss"] for r in read_metrics(ndhwc.run_dir)] == pytest.approx(losses, rel=1e-4)
     conv_weights = [v for v in weights(ndhwc.run_dir).values() if v.ndim == 5]
