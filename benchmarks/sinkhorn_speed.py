@@ -4,7 +4,7 @@ traffic at the paper's size.
 SIGMA-MLP ViT-B ran at 8% MFU on an H200 (docs/performance.md), 2.7x VideoMAE's step time at
 similar FLOPs. Its step runs Sinkhorn twice (one per branch) on fp32 scores of every masked token
 against 3,000 prototypes: at batch 408 that is ~574k x 3,000 = 6.9 GB per score matrix, and the
-previous implementation rewrote that matrix in the log domain ~20 times per iteration, 10
+previous implementation rewrote that matrix in the log domain ~16 times per iteration, 10
 iterations. The current one (``vssl_sigma.sinkhorn``) iterates two scaling vectors and, for cosine
 scores, reads a kernel exp((S - 1) / eps) twice per iteration. The reference below is the code
 before this change, op for op.
@@ -12,11 +12,15 @@ before this change, op for op.
 Two measurements:
 - ``traffic``: bytes each side moves at SIGMA ViT-B's size, counted without running anything:
   both sides are traced on the meta device into ATen ops (composite ops decomposed as eager
-  kernels run them, e.g. ``logsumexp`` into amax, sub, exp, sum), and every op that is not a view
-  counts its tensor inputs read once and its output written once. That is a lower bound of what
-  an eager GPU run moves (caches cannot hold a 6.9 GB matrix), and divided by a memory bandwidth
-  a lower bound of its time. Bandwidths from spec performance-and-data-path.md §4 (the H200's
-  marked unverified there).
+  kernels run them, e.g. ``logsumexp`` into amax, sub, exp, sum; ops that eager runs as one
+  kernel, such as ``mv``, kept whole), and every op that is not a view counts its tensor inputs
+  read once and its output written once (a gather: its indices and one value each). Sinkhorn
+  is elementwise ops, reductions and matrix-vector products, which is what their eager kernels
+  do, and no cache holds a 6.9 GB matrix: so its count, divided by a memory bandwidth, is a
+  lower bound of an eager GPU run's time. The whole loss (``loss_traffic``) adds the
+  cross-entropy, whose kernels the rule fits less well (its backward does not read all its
+  inputs): an estimate. Bandwidths from spec performance-and-data-path.md §4 (the H200's marked
+  unverified there).
 - ``time``: both sides on this machine, interleaved rounds at a size that fits (``--tokens``),
   outputs compared first; the speed-up is taken per round (median and IQR).
 
@@ -102,27 +106,54 @@ def sides(case: str) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
 
 
 def _decompositions() -> dict:
-    """Core ATen decompositions, but matrix-vector products stay one op, as eager runs them
-    (decomposed, ``mv`` would become a broadcast multiply and a sum over the whole matrix)."""
+    """Core ATen decompositions, but ops that eager runs as one kernel stay one op: decomposed,
+    ``mv`` would become a broadcast multiply and a sum over the whole matrix, and the
+    cross-entropy's NLL and log-softmax backward a one-hot matrix and several passes."""
     table = core_aten_decompositions()
-    for op in (torch.ops.aten.mv.default, torch.ops.aten.dot.default):
+    aten = torch.ops.aten
+    single_kernels = (  # one eager kernel each (the cross-entropy's forward and backward too)
+        aten.mv.default,
+        aten.dot.default,
+        aten.nll_loss_forward.default,
+        aten.nll_loss_backward.default,
+        aten._log_softmax_backward_data.default,
+    )
+    for op in single_kernels:
         table.pop(op, None)
     return table
 
 
+def _gathers() -> set:
+    """Ops that read one source value per index, not their whole source tensor."""
+    aten = torch.ops.aten
+    return {aten.nll_loss_forward.default, aten.gather.default, aten.index.Tensor}
+
+
 def graph_traffic(graph: torch.fx.Graph) -> dict:
     """Bytes read and written by a traced ATen graph: each op that is not a view reads its tensor
-    inputs once and writes its output once."""
+    inputs once and writes its output once; a gather reads its indices and one value for each."""
+
+    def value(node):
+        return node.meta.get("val") if hasattr(node, "meta") else None
 
     def size(node) -> int:
-        value = node.meta.get("val") if hasattr(node, "meta") else None
-        return value.numel() * value.element_size() if isinstance(value, torch.Tensor) else 0
+        v = value(node)
+        return v.numel() * v.element_size() if isinstance(v, torch.Tensor) else 0
 
+    def is_index(node) -> bool:
+        v = value(node)
+        return isinstance(v, torch.Tensor) and not v.is_floating_point()
+
+    gathers = _gathers()
     total, ops, by_op = 0, 0, {}
     for node in graph.nodes:
         if node.op != "call_function" or getattr(node.target, "is_view", False):
             continue
-        moved = sum(size(a) for a in node.all_input_nodes) + size(node)
+        if node.target in gathers:
+            indices = [a for a in node.all_input_nodes if is_index(a)]
+            moved = sum(size(a) + value(a).numel() * 4 for a in indices) + size(node)
+        else:
+            moved = sum(size(a) for a in node.all_input_nodes) + size(node)
         if moved == 0:
             continue
         name = str(node.target).removeprefix("aten.")
@@ -167,7 +198,7 @@ def loss_traffic(tokens: int, prototypes: int) -> dict:
         "prototypes": prototypes,
         "reference": reference,
         "current": current,
-        "lower_bound_ms": {
+        "estimate_ms": {
             name: {
                 side: moved["bytes"] / (tb * 1e12) * 1e3
                 for side, moved in (("reference", reference), ("current", current))
@@ -180,8 +211,8 @@ def loss_traffic(tokens: int, prototypes: int) -> dict:
         f"reference {reference['bytes'] / 1e9:.0f} GB, current {current['bytes'] / 1e9:.0f} GB",
         flush=True,
     )
-    for name, ms in result["lower_bound_ms"].items():
-        print(f"  at {name}: >= {ms['reference']:.1f} ms vs >= {ms['current']:.1f} ms per step")
+    for name, ms in result["estimate_ms"].items():
+        print(f"  at {name}: ~{ms['reference']:.1f} ms vs ~{ms['current']:.1f} ms per step")
     return result
 
 

@@ -97,7 +97,7 @@ def sigma_loss(
         f"projected targets {list(projected_MD.shape)} vs predictions {list(predicted_MD.shape)}"
     )
     # the Sinkhorn kernel needs |scores| <= 1: unit prototypes (checked on the device, no sync)
-    norms_K = prototypes_KD.detach().norm(dim=1)
+    norms_K = prototypes_KD.detach().float().norm(dim=1)
     torch._assert_async((norms_K - 1).abs().amax() < 1e-3, "sigma prototypes must be unit rows")
     scores_phi_MK = prototype_scores(projected_MD, prototypes_KD)
     scores_psi_MK = prototype_scores(predicted_MD, prototypes_KD.detach())

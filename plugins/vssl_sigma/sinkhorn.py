@@ -63,11 +63,15 @@ class _Scaling:
     def over_tokens(self, log_v_M: torch.Tensor) -> torch.Tensor:
         """log sum_m G[m, k] v[m] over the tokens of every rank, [K]."""
         if self.use_kernel:
-            shift = log_v_M.amax() if log_v_M.numel() else log_v_M.new_zeros(())
+            if log_v_M.numel():
+                shift = log_v_M.amax()
+            else:  # a rank without tokens must not raise the shared shift
+                shift = log_v_M.new_full((), -math.inf)
             if self.distributed:  # one shift on every rank, so the sums add up
                 shift = shift.clone()
                 dist.all_reduce(shift, op=dist.ReduceOp.MAX, group=self.group)
-            sum_K = torch.exp(log_v_M - shift) @ self.kernel_MK
+            shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+            sum_K = _sum_over_tokens(torch.exp(log_v_M - shift), self.kernel_MK)
             if self.distributed:
                 dist.all_reduce(sum_K, op=dist.ReduceOp.SUM, group=self.group)
             return sum_K.log() + shift
@@ -81,6 +85,27 @@ class _Scaling:
             shift = log_u_K.amax()
             return (self.kernel_MK @ torch.exp(log_u_K - shift)).log() + shift
         return torch.logsumexp(self.log_kernel_MK + log_u_K, dim=1)
+
+
+TOKEN_BLOCK = 4096
+
+
+def _sum_over_tokens(w_M: torch.Tensor, kernel_MK: torch.Tensor) -> torch.Tensor:
+    """sum_m w[m] G[m, k], [K], in blocks of ``TOKEN_BLOCK`` tokens whose partial sums are then
+    added: one float32 vector-matrix product over ~576k tokens can accumulate in sequence (a CPU
+    BLAS does), 5e-4 relative error against 5e-6 in blocks. One batched product reads G once."""
+    M, K = kernel_MK.shape
+    whole = M - M % TOKEN_BLOCK
+    sum_K = kernel_MK.new_zeros(K)
+    if whole:
+        blocks = whole // TOKEN_BLOCK
+        partial_b1K = w_M[:whole].view(blocks, 1, TOKEN_BLOCK) @ kernel_MK[:whole].view(
+            blocks, TOKEN_BLOCK, K
+        )
+        sum_K = partial_b1K.sum(dim=(0, 1))
+    if whole < M:
+        sum_K = sum_K + w_M[whole:] @ kernel_MK[whole:]
+    return sum_K
 
 
 def _global_logsumexp_over_tokens(

@@ -46,6 +46,14 @@ def test_the_traffic_count_reads_a_matrix_vector_product_once(sinkhorn_speed):
     assert moved["bytes"] == mv_bytes + 50 * 4 and moved["ops"] == 2  # the ones written, the mv
 
 
+def test_the_traffic_count_reads_one_value_per_index_of_a_gather(sinkhorn_speed):
+    moved = sinkhorn_speed.bytes_moved(
+        lambda s: s.gather(1, s.new_zeros(s.shape[0], 1, dtype=torch.long)), 1000, 50
+    )
+    indices, values, out = 1000 * 8, 1000 * 4, 1000 * 4
+    assert moved["bytes"] == indices + (indices + values + out)  # the zeros written, the gather
+
+
 def test_a_disagreeing_current_side_gets_no_speedup(sinkhorn_speed, monkeypatch):
     def broken(case):
         fns = dict(real_sides(case))
