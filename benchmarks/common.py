@@ -131,12 +131,30 @@ def _caller_outside_torch_wrappers() -> str:
     return "" if frame is None else frame.f_code.co_filename
 
 
+# Factories that copy host data to a device: with a CUDA device the copy (from pageable memory,
+# non_blocking=False) ends in a stream synchronize, which waits for all queued device work.
+HOST_TO_DEVICE = frozenset({"tensor", "as_tensor"})
+
+
+def _host_data_to_a_device(name: str, args: tuple, kwargs: dict) -> bool:
+    return (
+        name in HOST_TO_DEVICE
+        and kwargs.get("device") is not None
+        and bool(args)
+        and not isinstance(args[0], torch.Tensor)
+    )
+
+
 class HostSyncCounter(TorchFunctionMode):
-    """Counts tensor reads that would block the host on a GPU (``.item()``, ``float(t)``,
-    ``if t:``, ``.tolist()``, ``.cpu()``) made by code outside torch (vssl, plugins, the
-    benchmark), on any device, CPU included. Reads inside torch are not counted: the one that
-    occurs (AdamW's non-fused step counter) reads a CPU tensor on every device. It slows every
-    torch call: use it in a census run, never in a timed one."""
+    """Counts what would block the host on a GPU, on any device, CPU included, when called by
+    code outside torch (vssl, plugins, the benchmark):
+    - tensor reads: ``.item()``, ``float(t)``, ``if t:``, ``.tolist()``, ``.cpu()``;
+    - host data copied to a device: ``torch.tensor(values, device=...)`` (counted whatever the
+      device, so a CPU census sees the copies a GPU run would wait for; a call meant for the
+      host with an explicit CPU device would be over-counted).
+    Reads inside torch are not counted: the one that occurs (AdamW's non-fused step counter)
+    reads a CPU tensor on every device. It slows every torch call: use it in a census run, never
+    in a timed one."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -144,9 +162,12 @@ class HostSyncCounter(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if name in HOST_READS and not _caller_outside_torch_wrappers().startswith(_TORCH_DIR):
-            self.calls[name] += 1
-        return func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        if name in HOST_READS or _host_data_to_a_device(name, args, kwargs):
+            if not _caller_outside_torch_wrappers().startswith(_TORCH_DIR):
+                key = name if name in HOST_READS else f"{name}(host data, device=)"
+                self.calls[key] += 1
+        return func(*args, **kwargs)
 
     @property
     def total(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from vssl_core.device_constants import device_constant
 from vssl_core.random import keyed_uniform
 
 S_COLOR = 121
@@ -39,7 +40,7 @@ def rgb_to_hsv(rgb_BCTHW: torch.Tensor) -> torch.Tensor:
 def hsv_to_rgb(hsv_BCTHW: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`rgb_to_hsv` (hue taken modulo 1)."""
     hue, saturation, value = hsv_BCTHW.unbind(1)
-    n_3 = torch.tensor((5.0, 3.0, 1.0), device=hsv_BCTHW.device).view(1, 3, 1, 1, 1)
+    n_3 = device_constant((5.0, 3.0, 1.0), hsv_BCTHW.device).view(1, 3, 1, 1, 1)
     k = (n_3 + hue.unsqueeze(1) * 6) % 6
     ramp = torch.minimum(k, 4 - k).clamp(0, 1)
     return value.unsqueeze(1) * (1 - saturation.unsqueeze(1) * ramp)
@@ -101,8 +102,8 @@ class _Draw:
         self.factor = torch.exp((2 * u[:, 4] - 1) * CONTRAST)
         self.hue_turn = (2 * u[:, 5, :, 0] - 1) * HUE_DEG / 360  # [R, 1, 1, 1]
         self.sat_factor = torch.exp((2 * u[:, 6, :, 0] - 1) * SATURATION)
-        self.mean_3 = torch.tensor(mean, device=dev, dtype=dtype).view(1, 3, 1, 1, 1) * 255
-        self.std_3 = torch.tensor(std, device=dev, dtype=dtype).view(1, 3, 1, 1, 1) * 255
+        self.mean_3 = device_constant(mean, dev, dtype).view(1, 3, 1, 1, 1) * 255
+        self.std_3 = device_constant(std, dev, dtype).view(1, 3, 1, 1, 1) * 255
 
     def brightness_contrast(self, x: torch.Tensor) -> torch.Tensor:
         """0-255 pixels [R, 3, T, H, W]: brightness, then contrast, each where drawn."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from vssl_core.device_constants import device_constant
 from vssl_core.random import keyed_uniform
 
 K = 4  # first frame, up to two interior key frames, last frame
@@ -23,7 +24,7 @@ SEGMENT_PROBS = (0.7, 0.15, 0.15)  # linear, accelerate, decelerate
 
 def categorical(u: torch.Tensor, probs: tuple[float, ...]) -> torch.Tensor:
     """Category indices (long, same shape as ``u``) for uniform draws ``u`` in [0, 1)."""
-    edges = torch.tensor(probs, device=u.device, dtype=torch.float64).cumsum(0)[:-1]
+    edges = device_constant(probs, u.device, torch.float64).cumsum(0)[:-1]
     return (u.unsqueeze(-1).double() >= edges).sum(-1)
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vssl_core.device_constants import device_constant
 from vssl_core.random import keyed_uniform
 from vssl_tubelet import keyframes
 from vssl_tubelet.keyframes import categorical, uniform_int
@@ -97,8 +98,8 @@ class Tubelets:
 
 def anchors(cfg: TubeletConfig, size: int, device: torch.device) -> torch.Tensor:
     """[A, 2] (w, h) = (s sqrt(r), s / sqrt(r)) for every ratio r and scale s, scaled to size."""
-    s_A = torch.tensor(cfg.scales, device=device).repeat(len(cfg.ratios))
-    r_A = torch.tensor(cfg.ratios, device=device).repeat_interleave(len(cfg.scales))
+    s_A = device_constant(cfg.scales, device).repeat(len(cfg.ratios))
+    r_A = device_constant(cfg.ratios, device).repeat_interleave(len(cfg.scales))
     s_A = s_A * (size / cfg.reference_size)
     return torch.stack((s_A * r_A.sqrt(), s_A / r_A.sqrt()), dim=-1)
 
@@ -153,7 +154,7 @@ def nonlinear_centers(
     a_hi = max(min(a_hi, min(H, W) - 1), a_lo + 1)  # keep side - A >= 1 at tiny crops
     u_BN3 = keyed_uniform(keys_B, N * 3, S_AMP).view(B, N, 3)
     amp_BN = uniform_int(u_BN3[..., 0], a_lo, a_hi)
-    side_2 = torch.tensor((W, H), device=keys_B.device, dtype=torch.float32)
+    side_2 = device_constant((W, H), keys_B.device, torch.float32)
     offset_BN2 = uniform_int(u_BN3[..., 1:], 0, side_2 - amp_BN[..., None])
     path_BNP2 = (amp_BN[..., None, None] * unit_BN2P + offset_BN2[..., None]).transpose(-1, -2)
     path_BNP2 = torch.minimum(path_BNP2.clamp(min=0), side_2 - 1)
@@ -168,7 +169,7 @@ def linear_centers(
     drawn uniformly in the frame. Reconstructed [I]: the released code has no linear mode."""
     B, N = keys_B.shape[0], cfg.num_tubelets
     u_BN22 = keyed_uniform(keys_B, N * 4, S_LINEAR).view(B, N, 2, 2)
-    side_2 = torch.tensor((W - 1, H - 1), device=keys_B.device, dtype=torch.float32)
+    side_2 = device_constant((W - 1, H - 1), keys_B.device, torch.float32)
     start_BN2, end_BN2 = u_BN22[:, :, 0] * side_2, u_BN22[:, :, 1] * side_2
     f_T1 = torch.linspace(0, 1, T, device=keys_B.device).view(T, 1)
     return torch.floor(start_BN2[:, :, None] + (end_BN2 - start_BN2)[:, :, None] * f_T1)
@@ -190,7 +191,7 @@ def sizes_over_time(
 
 def boxes_from(centers_BNT2: torch.Tensor, wh_BNT2: torch.Tensor, H: int, W: int):
     """[B, N, T, 4] (x1, y1, x2, y2) = round(c -+ s/2), clipped to the frame, at least 1 px."""
-    side_2 = torch.tensor((W, H), device=centers_BNT2.device, dtype=centers_BNT2.dtype)
+    side_2 = device_constant((W, H), centers_BNT2.device, centers_BNT2.dtype)
     lo = torch.minimum(torch.round(centers_BNT2 - wh_BNT2 / 2).clamp(min=0), side_2 - 1)
     hi = torch.maximum(torch.minimum(torch.round(centers_BNT2 + wh_BNT2 / 2), side_2), lo + 1)
     return torch.cat((lo, hi), dim=-1)

@@ -28,7 +28,8 @@ def test_quick_run_prints_a_ratio_for_both_cases_and_both_sides_do_the_same_work
         assert case["max_weight_diff"] == 0.0
         # neither model reads a device value on the host (the ViT is told its visible count,
         # MoCo's queue keeps a host copy of its pointer); the trainer reads the step's flags,
-        # loss and metrics once per step, and nothing more when it logs
+        # loss and metrics once per step, and nothing more when it logs; no step copies host
+        # data to the device (a GPU would wait for the queue at each copy)
         assert case["host_syncs_per_step"] == {"plain": 0.0, "vssl": 1.0}
 
 
@@ -51,6 +52,21 @@ def test_host_sync_counter_counts_reads_in_user_code_not_inside_torch(common):
         if torch.isfinite(loss):  # __bool__
             loss.detach().tolist()
     assert dict(counter.calls) == {"__float__": 1, "__bool__": 1, "tolist": 1}
+
+
+def test_host_sync_counter_counts_host_data_copied_to_a_device(common):
+    """On a GPU ``torch.tensor(values, device=cuda)`` waits for the queued kernels; the census
+    counts such copies on any device (a tensor's own conversion or a host tensor is not one)."""
+    x = torch.ones(3)
+    with common.HostSyncCounter() as counter:
+        torch.tensor((0.5, 0.25), device=x.device)
+        torch.as_tensor([1, 2], device="cpu")
+        torch.tensor((0.5, 0.25))  # stays on the host
+        torch.as_tensor(x, device=x.device)  # already a tensor
+    assert dict(counter.calls) == {
+        "tensor(host data, device=)": 1,
+        "as_tensor(host data, device=)": 1,
+    }
 
 
 def test_step_clock_times_only_the_steps_after_warmup(common):

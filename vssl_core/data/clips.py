@@ -21,6 +21,7 @@ from vssl_core.data.sampling import (
     sequence_clip_indices,
 )
 from vssl_core.data.transforms import Box, crop_resize, draw_box, eval_crop_boxes
+from vssl_core.device_constants import device_constant
 from vssl_core.interfaces import Batch, VideoDataset, VideoDecodeError, VideoSample, ViewSpec
 from vssl_core.random import numpy_rng, sample_key
 
@@ -230,7 +231,7 @@ def normalize_on_device(batch: Batch, views: ViewSpec) -> Batch:
     if not batch.clips or batch.clips[0].dtype != torch.uint8:
         return batch
     device = batch.clips[0].device
-    mean = torch.tensor(views.mean, device=device).view(1, 3, 1, 1, 1) * 255
-    std = torch.tensor(views.std, device=device).view(1, 3, 1, 1, 1) * 255
+    mean = device_constant(views.mean, device).view(1, 3, 1, 1, 1) * 255
+    std = device_constant(views.std, device).view(1, 3, 1, 1, 1) * 255
     batch.clips = [(c.float() - mean) / std for c in batch.clips]
     return batch

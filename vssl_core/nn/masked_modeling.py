@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from vssl_core.device_constants import device_constant
 from vssl_core.nn.transformer import LN_EPS, Block, init_vit_weights
 from vssl_core.random import keyed_uniform
 
@@ -130,9 +131,9 @@ def patchify_target(
     rows_BKP = cut_tubelets(clip_BCTHW, tubelet_size, patch_size, index_BK).to(dtype)
     K, P = rows_BKP.shape[1:]
     rows_BKQC = rows_BKP.reshape(B, K, P // C, C)
-    std_C = torch.tensor(std, dtype=dtype, device=clip_BCTHW.device)
+    std_C = device_constant(std, clip_BCTHW.device, dtype)
     if not normalize:
-        mean_C = torch.tensor(mean, dtype=dtype, device=clip_BCTHW.device)
+        mean_C = device_constant(mean, clip_BCTHW.device, dtype)
         return (rows_BKQC * std_C + mean_C).reshape(B, K, P)
     # shifting by a pixel of the tubelet first makes a flat tubelet exactly 0 (its target then
     # is 0, not rounding noise divided by eps) without changing mean-free values
