@@ -118,7 +118,9 @@ HOST_READS = frozenset(
     {"item", "tolist", "__float__", "__int__", "__bool__", "__index__", "cpu", "numpy"}
 )
 _TORCH_DIR = str(Path(torch.__file__).parent)
-_TORCH_WRAPPERS = ("_tensor.py", "overrides.py")  # where float(t), int(t) pass on their way
+# torch's Python wrappers that a user's call passes through (float(t); torch.unique via
+# boolean_dispatch): the caller is the first frame outside them
+_TORCH_WRAPPERS = ("_tensor.py", "overrides.py", "functional.py", "_jit_internal.py")
 
 
 def _caller_outside_torch_wrappers() -> str:
@@ -136,6 +138,20 @@ def _caller_outside_torch_wrappers() -> str:
 HOST_TO_DEVICE = frozenset({"tensor", "as_tensor"})
 
 
+# Ops whose output size depends on tensor values: on a GPU the host reads that size back.
+DATA_DEPENDENT_SHAPES = frozenset(
+    {"nonzero", "argwhere", "masked_select", "unique", "unique_consecutive"}
+)
+
+
+def _bool_mask_index(name: str, args: tuple) -> bool:
+    """``x[mask]`` with a bool tensor: its size is the number of True values (a read)."""
+    if name != "__getitem__" or len(args) < 2:
+        return False
+    index = args[1] if isinstance(args[1], tuple) else (args[1],)
+    return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in index)
+
+
 def _host_data_to_a_device(name: str, args: tuple, kwargs: dict) -> bool:
     return (
         name in HOST_TO_DEVICE
@@ -151,7 +167,8 @@ class HostSyncCounter(TorchFunctionMode):
     - tensor reads: ``.item()``, ``float(t)``, ``if t:``, ``.tolist()``, ``.cpu()``;
     - host data copied to a device: ``torch.tensor(values, device=...)`` (counted whatever the
       device, so a CPU census sees the copies a GPU run would wait for; a call meant for the
-      host with an explicit CPU device would be over-counted).
+      host with an explicit CPU device would be over-counted);
+    - ops whose output size depends on values (``nonzero``, ``unique``, ``x[bool mask]``, ...).
     Reads inside torch are not counted: the one that occurs (AdamW's non-fused step counter)
     reads a CPU tensor on every device. It slows every torch call: use it in a census run, never
     in a timed one."""
@@ -163,10 +180,15 @@ class HostSyncCounter(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
         kwargs = kwargs or {}
-        if name in HOST_READS or _host_data_to_a_device(name, args, kwargs):
-            if not _caller_outside_torch_wrappers().startswith(_TORCH_DIR):
-                key = name if name in HOST_READS else f"{name}(host data, device=)"
-                self.calls[key] += 1
+        key = None
+        if name in HOST_READS or name in DATA_DEPENDENT_SHAPES:
+            key = name
+        elif _bool_mask_index(name, args):
+            key = "x[bool mask]"
+        elif _host_data_to_a_device(name, args, kwargs):
+            key = f"{name}(host data, device=)"
+        if key is not None and not _caller_outside_torch_wrappers().startswith(_TORCH_DIR):
+            self.calls[key] += 1
         return func(*args, **kwargs)
 
     @property

@@ -69,6 +69,17 @@ def test_host_sync_counter_counts_host_data_copied_to_a_device(common):
     }
 
 
+def test_host_sync_counter_counts_ops_whose_output_size_depends_on_values(common):
+    x = torch.arange(6.0)
+    with common.HostSyncCounter() as counter:
+        x.nonzero()
+        torch.unique(x)
+        x[x > 2]
+        x[1:3]  # a slice: no read
+        x[torch.tensor([0, 1])]  # integer indices: the size is known
+    assert dict(counter.calls) == {"nonzero": 1, "unique": 1, "x[bool mask]": 1}
+
+
 def test_step_clock_times_only_the_steps_after_warmup(common):
     clock = common.StepClock(torch.device("cpu"), warmup=1, steps=3)
     for boundary in range(4):
