@@ -65,3 +65,21 @@ def test_a_monitor_agrees_between_two_ranks_and_one(tiny_recipe, tmp_path):
     first = {n: {k: v for k, v in got[0].items() if k.startswith("knn")} for n, got in rows.items()}
     assert first["one"] == first["two"]
     assert 0 <= first["one"]["knn_top1"] <= 100
+
+
+@pytest.mark.slow
+def test_channels_last_two_ranks_match_one_rank(tiny_recipe, tmp_path):
+    """DDP buckets NDHWC gradients as the single process steps them (a CNN with BatchNorm: 4
+    clips per forward on both sides)."""
+    cnn = (
+        "backbone={name: cnn3d_small, img_size: 32, num_frames: 4, width: 8}",
+        "objective={name: rotation, sampling_stride: 2, dropout: 0.0}",  # per-rank dropout seeds
+        "optim={name: sgd, lr: 0.05, lr_scaling: none}",
+        "train.channels_last=true",
+        "batch.per_rank=4",
+    )
+    _train(tmp_path, tiny_recipe, 1, "one", *cnn)
+    _train(tmp_path, tiny_recipe, 2, "two", *cnn)
+    l1 = [r["loss"] for r in read_metrics(tmp_path / "runs" / "one")]
+    l2 = [r["loss"] for r in read_metrics(tmp_path / "runs" / "two")]
+    assert len(l1) == len(l2) == 8 and l2 == pytest.approx(l1, rel=1e-4)
