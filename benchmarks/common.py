@@ -120,15 +120,15 @@ HOST_READS = frozenset(
 _TORCH_DIR = str(Path(torch.__file__).parent)
 # torch's Python wrappers that a user's call passes through (float(t); torch.unique via
 # boolean_dispatch): the caller is the first frame outside them
-_TORCH_WRAPPERS = ("_tensor.py", "overrides.py", "functional.py", "_jit_internal.py")
+_TORCH_WRAPPERS = frozenset(
+    str(Path(_TORCH_DIR) / name)
+    for name in ("_tensor.py", "overrides.py", "functional.py", "_jit_internal.py")
+)
 
 
 def _caller_outside_torch_wrappers() -> str:
     frame = sys._getframe(2)
-    while frame is not None and (
-        frame.f_code.co_filename.startswith(_TORCH_DIR)
-        and frame.f_code.co_filename.endswith(_TORCH_WRAPPERS)
-    ):
+    while frame is not None and frame.f_code.co_filename in _TORCH_WRAPPERS:
         frame = frame.f_back
     return "" if frame is None else frame.f_code.co_filename
 

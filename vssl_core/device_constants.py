@@ -14,15 +14,27 @@ import torch
 _CACHE: dict[tuple, torch.Tensor] = {}
 
 
+def _device_key(device: torch.device | str) -> torch.device:
+    """A bare ``cuda`` means the current GPU: key it by its index."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 def device_constant(
     values: Sequence[float], device: torch.device | str, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
     """``torch.tensor(values, device=device, dtype=dtype)``, shared between calls: never modify
-    it in place (``.clone()`` first). Inside ``torch.compile`` the tensor is a graph constant."""
+    it in place (``.clone()`` first). Inside ``torch.compile`` the tensor is a graph constant
+    and nothing is cached."""
     if torch.compiler.is_compiling():
         return torch.tensor(values, device=device, dtype=dtype)
-    key = (tuple(values), torch.device(device), dtype)
+    # (type, repr) per value: 1, 1.0 and True are equal dict keys, and so are 0.0 and -0.0
+    key = (tuple((type(v), repr(v)) for v in values), _device_key(device), dtype)
     tensor = _CACHE.get(key)
     if tensor is None:
-        tensor = _CACHE[key] = torch.tensor(values, device=device, dtype=dtype)
+        with torch.inference_mode(False):  # a tensor first built under inference_mode would
+            tensor = torch.tensor(values, device=device, dtype=dtype)  # fail later in autograd
+        _CACHE[key] = tensor
     return tensor

@@ -31,8 +31,6 @@ import math
 import torch
 import torch.distributed as dist
 
-from vssl_core.device_constants import device_constant
-
 MAX_KERNEL_RANGE = 80.0  # e^-80 = 1.8e-35 > float32's smallest normal (1.2e-38)
 
 
@@ -154,9 +152,9 @@ def prototype_log_scale(
     M, K = scores_MK.shape
     distributed = _group_size(group) > 1
     if distributed:  # the global token count stays on the device: no host sync
-        num_tokens = device_constant((float(M),), scores_MK.device, torch.float64).clone()
+        num_tokens = scores_MK.new_full((), float(M), dtype=torch.float64)  # a fill, no copy
         dist.all_reduce(num_tokens, group=group)
-        log_B = num_tokens.clamp_min(1.0).log().float().squeeze(0)
+        log_B = num_tokens.clamp_min(1.0).log().float()
     else:
         log_B = math.log(max(M, 1))
 

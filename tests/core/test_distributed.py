@@ -4,7 +4,12 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from kit.runs import cli_env, read_metrics
+
+from vssl_core.engine.checkpoint import load_checkpoint
+
+CL3D = torch.channels_last_3d
 
 
 def _train(cwd, recipe, nproc, name, *overrides):
@@ -83,3 +88,7 @@ def test_channels_last_two_ranks_match_one_rank(tiny_recipe, tmp_path):
     l1 = [r["loss"] for r in read_metrics(tmp_path / "runs" / "one")]
     l2 = [r["loss"] for r in read_metrics(tmp_path / "runs" / "two")]
     assert len(l1) == len(l2) == 8 and l2 == pytest.approx(l1, rel=1e-4)
+    for name in ("one", "two"):  # the option took effect on both sides
+        state = load_checkpoint(tmp_path / "runs" / name / "checkpoints" / "last.pt")["model"]
+        convs = [w for w in state.values() if w.ndim == 5]
+        assert convs and all(w.is_contiguous(memory_format=CL3D) for w in convs)

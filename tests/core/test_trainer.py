@@ -147,6 +147,20 @@ def test_channels_last_trains_a_cnn_as_the_default_layout_does(tiny_recipe):
         run(tiny_recipe, "run.name=vit", "train.channels_last=true")
 
 
+def test_channels_last_converts_the_5d_tensors_and_leaves_the_others():
+    from vssl_core.engine.trainer import use_channels_last
+
+    model = torch.nn.Module()
+    model.backbone = torch.nn.Sequential(
+        torch.nn.Conv3d(3, 4, 3), torch.nn.Conv2d(4, 4, 1), torch.nn.BatchNorm3d(4)
+    )
+    use_channels_last(model)  # Module.to(memory_format=channels_last_3d) fails on the Conv2d
+    conv3d, conv2d, _ = model.backbone
+    assert conv3d.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert not conv3d.weight.is_contiguous()
+    assert conv2d.weight.is_contiguous() and conv3d.weight.requires_grad
+
+
 def test_each_step_and_rank_gets_its_own_dropout_seed():
     from vssl_core.engine.trainer import step_seed
 

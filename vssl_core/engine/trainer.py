@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import logging
 import signal
 import sys
@@ -162,7 +163,10 @@ def use_channels_last(model: torch.nn.Module) -> None:
             f"cnn3d_*); the {type(backbone or model).__name__} backbone has no 3-D convolution "
             "to run in NDHWC: remove train.channels_last"
         )
-    model.to(memory_format=torch.channels_last_3d)
+    with torch.no_grad():  # 5-D tensors only: Module.to(memory_format=) fails on a 4-D one
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            if tensor.ndim == 5:
+                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last_3d)
 
 
 def clips_channels_last(clips: list[torch.Tensor]) -> list[torch.Tensor]:
