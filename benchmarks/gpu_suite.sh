@@ -5,9 +5,10 @@
 #
 # 1. the CUDA tests (GPU vs CPU masks, losses, keyed noise; the trainer on the device);
 # 2. a short VideoMAE training run on the device through the CLI, eager and torch.compile'd;
-# 3. benchmarks/gpu_throughput.py (rows skipped after BUDGET_S seconds, default 300), with
+# 3. benchmarks/sinkhorn_speed.py on the device: SIGMA's Sinkhorn, old vs new, at batch 408;
+# 4. benchmarks/gpu_throughput.py (rows skipped after BUDGET_S seconds, default 300), with
 #    profiles of vssl's and transformers' VideoMAE steps, vssl's compiled one and SIGMA's.
-# Nine files land in OUT_DIR; a failing step is recorded and the next one still runs.
+# Eleven files land in OUT_DIR; a failing step is recorded and the next one still runs.
 set -u
 out=${1:?usage: gpu_suite.sh OUT_DIR [BUDGET_S] [gpu_throughput.py args...]}
 budget=${2:-300}
@@ -34,6 +35,11 @@ for compile in false true; do
     echo "exit status $? (compile=$compile)"
 done >"$out/train.txt" 2>&1
 stamp "training done: $(grep -c '^exit status 0' "$out/train.txt") of 2 runs exited 0"
+
+stamp "SIGMA's Sinkhorn at the paper size, before vs now"
+"$python" benchmarks/sinkhorn_speed.py --device cuda --tokens 574464 --rounds 5 \
+    --json "$out/sinkhorn_speed.json" >"$out/sinkhorn_speed.txt" 2>&1
+stamp "sinkhorn exit $? ($(tail -n 1 "$out/sinkhorn_speed.txt"))"
 
 stamp "throughput"
 "$python" benchmarks/gpu_throughput.py --json "$out/gpu_throughput.json" --budget-s "$budget" \

@@ -31,6 +31,7 @@ Cases: ``labels`` (SIGMA's default, hard argmax targets: ``sinkhorn_labels``) an
     python benchmarks/sinkhorn_speed.py --tokens 32768 --rounds 9
     python benchmarks/sinkhorn_speed.py --quick              # a seconds-long smoke run (tests)
     python benchmarks/sinkhorn_speed.py --json benchmarks/results/sinkhorn_speed_cpu.json
+    python benchmarks/sinkhorn_speed.py --device cuda --tokens 574464   # the paper size, a GPU
 
 Shape legend: M tokens, K prototypes, D feature width.
 """
@@ -53,7 +54,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vssl_sigma.loss  # noqa: E402
-from common import StepClock, describe_device, spread  # noqa: E402
+from common import StepClock, describe_device, pick_device, spread  # noqa: E402
 from vssl_sigma.loss import sigma_loss  # noqa: E402
 from vssl_sigma.sinkhorn import sinkhorn, sinkhorn_labels  # noqa: E402
 
@@ -249,11 +250,14 @@ def traffic_case(case: str, tokens: int, prototypes: int) -> dict:
 # ------------------------------------------------------------------------------- time
 
 
-def cosine_scores(tokens: int, prototypes: int, seed: int = 0) -> torch.Tensor:
-    """Cosine scores of random unit features against random unit prototypes, fp32 [M, K]."""
+def cosine_scores(
+    tokens: int, prototypes: int, seed: int = 0, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Cosine scores of random unit features against random unit prototypes, fp32 [M, K], on
+    ``device`` (drawn on the host, so every device scores the same features)."""
     g = torch.Generator().manual_seed(seed)
-    z_MD = F.normalize(torch.randn(tokens, FEATURE_DIM, generator=g), dim=1)
-    c_KD = F.normalize(torch.randn(prototypes, FEATURE_DIM, generator=g), dim=1)
+    z_MD = F.normalize(torch.randn(tokens, FEATURE_DIM, generator=g), dim=1).to(device)
+    c_KD = F.normalize(torch.randn(prototypes, FEATURE_DIM, generator=g), dim=1).to(device)
     return z_MD @ c_KD.t()
 
 
@@ -285,7 +289,7 @@ def time_case(case: str, scores_MK: torch.Tensor, rounds: int) -> dict:
     for r in range(rounds):
         order = ("reference", "current") if r % 2 == 0 else ("current", "reference")
         for side in order:
-            clock = StepClock(torch.device("cpu"), 0, 1)
+            clock = StepClock(scores_MK.device, 0, 1)  # synchronizes a GPU at both marks
             clock.mark(0)
             fns[side](scores_MK)
             clock.mark(1)
@@ -331,6 +335,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, help="interleaved timing rounds (7; quick 2)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (torch's default)")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="where the timed calls run (the traffic count needs no device)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--json", help="also write the results to this JSON file")
     ns = parser.parse_args(argv)
@@ -379,14 +389,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = describe_device(torch.device("cpu"))
+    run_on = pick_device(args.device)
+    device = describe_device(run_on)
     print(
         f"sinkhorn: reference (matrix updates) vs current (scaling vectors), eps {EPSILON}, "
         f"{ITERATIONS} iterations; {device}, torch {torch.__version__}"
     )
     traffic = [traffic_case(c, args.census_tokens, args.prototypes) for c in args.cases]
     whole_loss = loss_traffic(args.census_tokens, args.prototypes)
-    scores_MK = cosine_scores(args.tokens, args.prototypes)
+    scores_MK = cosine_scores(args.tokens, args.prototypes, device=run_on)
     timed = [time_case(c, scores_MK, args.rounds) for c in args.cases]
     print()
     print(table(traffic, timed))

@@ -63,3 +63,9 @@ def test_a_disagreeing_current_side_gets_no_speedup(sinkhorn_speed, monkeypatch)
     real_sides = sinkhorn_speed.sides
     monkeypatch.setattr(sinkhorn_speed, "sides", broken)
     assert sinkhorn_speed.main(["--quick", "--cases", "codes", "--rounds", "1"]) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the message for a machine without a GPU")
+def test_asking_for_a_gpu_on_a_machine_without_one_says_so(sinkhorn_speed):
+    with pytest.raises(SystemExit, match="no CUDA device is visible"):
+        sinkhorn_speed.main(["--quick", "--device", "cuda"])
