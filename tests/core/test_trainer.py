@@ -202,6 +202,20 @@ def test_sigterm_saves_and_resume_ends_with_identical_weights(tiny_recipe):
     assert losses_split == losses_full  # metrics.jsonl is appended, one row per step
 
 
+def test_a_channels_last_run_resumes_to_identical_weights(tiny_recipe):
+    """Restoring NDHWC parameters and SGD momentum keeps the layout and the numbers."""
+    cnn = (*CNN_ROTATION, "train.channels_last=true")
+    full = run(tiny_recipe, "run.name=cl_full", *cnn)
+    run(tiny_recipe, "run.name=cl_cut", *cnn, extra=[("sigterm", faults.SigtermAt(3))])
+    resumed = run(tiny_recipe, "run.name=cl_cut", "resume=true", *cnn)
+    assert resumed.status == "completed" and resumed.step == 8
+    a, b = weights(full.run_dir), weights(resumed.run_dir)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+        if a[k].ndim == 5:
+            assert b[k].is_contiguous(memory_format=torch.channels_last_3d), k
+
+
 def test_gradient_accumulation_matches_one_big_batch(tiny_recipe):
     big = run(tiny_recipe, "run.name=big", "batch.per_rank=8")
     accum = run(tiny_recipe, "run.name=accum", "batch.per_rank=2")
