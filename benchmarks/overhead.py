@@ -82,6 +82,12 @@ class Case:
     quick: tuple[str, ...]  # added by --quick: a much smaller model and batch
 
 
+SMALL_CNN = (  # --quick for the cnn3d_small recipes
+    "backbone.img_size=32",
+    "backbone.num_frames=4",
+    "backbone.width=4",
+    "batch.global_size=8",
+)
 CASES: dict[str, Case] = {
     "videomae": Case(
         "recipes/videomae.yaml",
@@ -97,14 +103,30 @@ CASES: dict[str, Case] = {
     "moco": Case(
         "recipes/moco.yaml",
         (),  # cnn3d_small (width 16) at 8x64x64, two views, batch 32
+        SMALL_CNN,
+    ),
+    # the other methods, for the host-sync census of every built-in objective (not run by
+    # default: the overhead goal names VideoMAE and MoCo)
+    "sigma": Case(
+        "recipes/sigma.yaml",
+        ("backbone.num_frames=8",),
         (
             "backbone.img_size=32",
             "backbone.num_frames=4",
-            "backbone.width=4",
-            "batch.global_size=8",
+            "backbone.depth=1",
+            "objective.decoder_depth=1",
+            "objective.projection_hidden=[32]",
+            "objective.projection_dim=16",
+            "objective.num_prototypes=16",
+            "batch.global_size=4",
         ),
     ),
+    # dropout off: the trainer seeds each step's dropout, the plain loop does not
+    "rotation": Case("recipes/rotation.yaml", ("objective.dropout=0.0",), SMALL_CNN),
+    "clip_order": Case("recipes/clip_order.yaml", ("objective.dropout=0.0",), SMALL_CNN),
+    "tubelet": Case("recipes/tubelet.yaml", (), SMALL_CNN),
 }
+DEFAULT_CASES = ("moco", "videomae")
 
 
 @dataclass
@@ -408,7 +430,13 @@ def profile_trainer(args, host: PluginHost, out: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> Args:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=sorted(CASES))
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=sorted(CASES),
+        default=list(DEFAULT_CASES),
+        help="moco and videomae by default; every built-in method is a case",
+    )
     parser.add_argument("--rounds", type=int, help="interleaved plain/vssl rounds (7; quick 2)")
     parser.add_argument("--steps", type=int, help="timed steps per round and side (20; quick 4)")
     parser.add_argument("--warmup", type=int, help="untimed steps first, each run (3; quick 1)")

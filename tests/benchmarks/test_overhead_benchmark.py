@@ -33,6 +33,21 @@ def test_quick_run_prints_a_ratio_for_both_cases_and_both_sides_do_the_same_work
         assert case["host_syncs_per_step"] == {"plain": 0.0, "vssl": 1.0}
 
 
+@pytest.mark.slow
+def test_every_built_in_method_reads_the_device_once_per_step(overhead, tmp_path):
+    """The census of the other built-in objectives: the trainer's one read, nothing from the
+    model, except tubelet contrast's two eager jitter reads (its subset path, by choice)."""
+    out = tmp_path / "census.json"
+    cases = ["sigma", "rotation", "clip_order", "tubelet"]
+    assert overhead.main(["--quick", "--cases", *cases, "--json", str(out)]) == 0
+    result = {c["case"]: c for c in json.loads(out.read_text())["cases"]}
+    assert list(result) == cases
+    for name, case in result.items():
+        assert case["max_weight_diff"] == 0.0, name  # both sides did the same work
+        expected = {"plain": 2.0, "vssl": 3.0} if name == "tubelet" else {"plain": 0.0, "vssl": 1.0}
+        assert case["host_syncs_per_step"] == expected, name
+
+
 def test_spread_gives_median_and_quartiles(common):
     s = common.spread([1.0, 2.0, 3.0, 4.0, 100.0])
     assert (s.median, s.q1, s.q3, s.n) == (3.0, 2.0, 4.0, 5)
