@@ -171,6 +171,14 @@ def bytes_moved(fn: Callable[[torch.Tensor], torch.Tensor], tokens: int, prototy
     return graph_traffic(make_fx(fn, decomposition_table=_decompositions())(scores_MK).graph)
 
 
+def ms_at_bandwidths(moved: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """Milliseconds to move each side's bytes at each memory bandwidth of ``BANDWIDTH_TB_S``."""
+    return {
+        name: {side: traffic["bytes"] / (tb * 1e12) * 1e3 for side, traffic in moved.items()}
+        for name, tb in BANDWIDTH_TB_S.items()
+    }
+
+
 def loss_traffic(tokens: int, prototypes: int) -> dict:
     """Bytes of SIGMA's whole loss, forward and backward: both branches' cosine scores, Sinkhorn
     labels and cross-entropies, from bf16 features (the decoder's and phi's outputs under
@@ -199,13 +207,7 @@ def loss_traffic(tokens: int, prototypes: int) -> dict:
         "prototypes": prototypes,
         "reference": reference,
         "current": current,
-        "estimate_ms": {
-            name: {
-                side: moved["bytes"] / (tb * 1e12) * 1e3
-                for side, moved in (("reference", reference), ("current", current))
-            }
-            for name, tb in BANDWIDTH_TB_S.items()
-        },
+        "estimate_ms": ms_at_bandwidths({"reference": reference, "current": current}),
     }
     print(
         f"traffic of SIGMA's whole loss, forward and backward ({tokens} x {prototypes}): "
@@ -229,10 +231,7 @@ def traffic_case(case: str, tokens: int, prototypes: int) -> dict:
         "reference": moved["reference"],
         "current": moved["current"],
         "ratio": moved["reference"]["bytes"] / moved["current"]["bytes"],
-        "lower_bound_ms": {
-            name: {side: moved[side]["bytes"] / (tb * 1e12) * 1e3 for side in moved}
-            for name, tb in BANDWIDTH_TB_S.items()
-        },
+        "lower_bound_ms": ms_at_bandwidths(moved),
     }
     print(
         f"traffic {case}: {tokens} x {prototypes} fp32 scores ({matrix / 1e9:.2f} GB); reference "
