@@ -1,5 +1,6 @@
 """The trainer on tiny VideoMAE runs: resume equality, SIGTERM, non-finite losses, logs."""
 
+import math
 import subprocess
 import sys
 
@@ -145,6 +146,19 @@ def test_channels_last_trains_a_cnn_as_the_default_layout_does(tiny_recipe):
     )
     with pytest.raises(TrainingError, match="applies to 3-D CNN backbones.*remove"):
         run(tiny_recipe, "run.name=vit", "train.channels_last=true")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_in_both_layouts_logs_the_same_losses(tiny_recipe):
+    """On the device: bf16 autocast, the fused optimizer path and cuDNN's NDHWC kernels train the
+    CNN recipe to the default layout's losses (bf16 rounding, so loosely) with finite values."""
+    cuda = ("train.device=cuda", "train.precision=bf16", *CNN_ROTATION)
+    default = run(tiny_recipe, "run.name=cuda_ncdhw", *cuda)
+    ndhwc = run(tiny_recipe, "run.name=cuda_ndhwc", "train.channels_last=true", *cuda)
+    assert default.status == ndhwc.status == "completed" and ndhwc.step == 8
+    losses = [r["loss"] for r in read_metrics(default.run_dir)]
+    assert all(math.isfinite(x) for x in losses)
+    assert [r["loss"] for r in read_metrics(ndhwc.run_dir)] == pytest.approx(losses, rel=2e-2)
 
 
 def test_channels_last_converts_the_5d_tensors_and_leaves_the_others():

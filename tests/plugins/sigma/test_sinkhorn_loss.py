@@ -150,6 +150,19 @@ def test_labels_are_the_argmax_of_the_codes(score_bound, epsilon):
     torch.testing.assert_close(labels_M, codes_MK.argmax(dim=1), rtol=0, atol=0)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("score_bound", [None, 1.0], ids=["log_sum_exp", "kernel"])
+def test_on_cuda_both_paths_equal_the_official_iteration(score_bound):
+    """The device's kernels (blocked bmm, logsumexp) over more tokens than one block, with
+    bf16-rounded scores as autocast would hand them: codes match float64, labels their argmax."""
+    scores_MK = random_scores(3 * TOKEN_BLOCK + 5, 60, seed=8).bfloat16().float()
+    codes_MK = sinkhorn(scores_MK.cuda(), 0.05, 10, score_bound=score_bound)
+    labels_M = sinkhorn_labels(scores_MK.cuda(), 0.05, 10, score_bound=score_bound)
+    ref_MK = official_sinkhorn(scores_MK, 0.05, 10, 1.0)
+    torch.testing.assert_close(codes_MK.cpu().double(), ref_MK, rtol=1e-4, atol=1e-6)
+    assert torch.equal(labels_M.cpu(), codes_MK.argmax(dim=1).cpu())
+
+
 def test_rejects_a_bound_that_is_not_positive():
     with pytest.raises(ValueError, match="score_bound"):
         sinkhorn(random_scores(10, 4), 0.05, 3, score_bound=0.0)
