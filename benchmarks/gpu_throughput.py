@@ -15,8 +15,9 @@ stays a multiple of the batch). Knob rows of a workload start from its default r
 
 Knobs: bf16 autocast (else fp32, matmuls in full fp32: TF32 stays off as PyTorch defaults),
 SDPA attention (the dispatcher picks flash / memory-efficient kernels) vs the math backend,
-fused optimizer kernels vs the foreach path, torch.compile of the objective, channels-last 3D
-memory format (weights and clips) for the CNNs. The "default" knobs are the trainer's on a GPU.
+fused optimizer kernels vs the foreach path, torch.compile of the objective, and for the CNNs NDHWC
+(channels_last_3d weights and clips: the trainer's default on a GPU) vs NCDHW. The "default" knobs
+are the trainer's on a GPU.
 
 FLOPs and MFU, precisely: fvcore counts the objective's forward at batch 2 (everything the step
 computes: patch embedding (vssl: of the visible tubelets only), the encoder on the visible
@@ -60,7 +61,7 @@ from common import LossOf, describe_device, fvcore_forward_macs, synthetic_batch
 from vssl_core.build import build_objective  # noqa: E402
 from vssl_core.data.clips import normalize_on_device  # noqa: E402
 from vssl_core.engine.optim import build_optimizer  # noqa: E402
-from vssl_core.engine.trainer import use_channels_last  # noqa: E402
+from vssl_core.engine.trainer import use_channels_last, wants_channels_last  # noqa: E402
 from vssl_core.nn import tube_mask  # noqa: E402
 from vssl_core.plugins import load_plugins  # noqa: E402
 from vssl_core.schema import OptimSection, TrainSection  # noqa: E402
@@ -184,7 +185,7 @@ class Knobs:
     # torch.compile's mode: "reduce-overhead" adds CUDA graphs (the forward has no graph break
     # and no host sync, see docs/performance.md, so it can be captured whole)
     compile_mode: str = "default"
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: the trainer's "auto" (NDHWC for 3-D CNNs on a GPU)
 
     def label(self) -> str:
         parts = {None: [], True: ["bf16"], False: ["fp32"]}[self.bf16]
@@ -194,28 +195,28 @@ class Knobs:
             parts += [
                 "compile" + ("" if self.compile_mode == "default" else f" {self.compile_mode}")
             ]
-        parts += ["channels-last"] if self.channels_last else []
+        parts += {None: [], True: ["channels-last"], False: ["channels-first"]}[self.channels_last]
         return ", ".join(parts) or "default"
 
 
 DEFAULT = Knobs()
 # The rows the goals and the trainer's defaults rest on come first, so that a run cut short by
 # --budget-s still has them: vssl vs transformers eager and compiled, one number per method, and
-# channels-last against the default layout for the CNNs. Then the other knobs.
+# the CNNs' default layout (NDHWC on a GPU) against NCDHW. Then the other knobs.
 ROWS: tuple[tuple[str, Knobs], ...] = (
     ("videomae_vit_b", DEFAULT),
     ("hf_videomae_vit_b", DEFAULT),
     ("videomae_vit_b", Knobs(compile=True)),
     ("sigma_mlp_vit_b", DEFAULT),
     ("moco_r2plus1d_18", DEFAULT),
-    ("moco_r2plus1d_18", Knobs(channels_last=True)),
+    ("moco_r2plus1d_18", Knobs(channels_last=False)),
     ("sigma_dino_vit_b", DEFAULT),
     ("tubelet_r2plus1d_18", DEFAULT),
-    ("tubelet_r2plus1d_18", Knobs(channels_last=True)),
+    ("tubelet_r2plus1d_18", Knobs(channels_last=False)),
     ("videomae_vit_b", Knobs(compile=True, compile_mode="reduce-overhead")),
     ("sigma_mlp_vit_b", Knobs(compile=True)),  # one graph now: inductor fuses the Sinkhorn passes
     ("moco_r2plus1d_18", Knobs(fused=True)),
-    ("moco_r2plus1d_18", Knobs(compile=True, channels_last=True)),
+    ("moco_r2plus1d_18", Knobs(compile=True)),
     ("videomae_vit_b", Knobs(bf16=False)),
     ("videomae_vit_b", Knobs(bf16=True)),
     ("videomae_vit_b", Knobs(attention="math")),
@@ -302,11 +303,12 @@ class TrainRun:
 Built = tuple[nn.Module, Callable[[Any], torch.Tensor], Callable[[], Any]]
 
 
-def build_vssl(recipe: dict, device, batch_size: int, host, channels_last: bool) -> Built:
+def build_vssl(recipe: dict, device, batch_size: int, host, channels_last: bool | None) -> Built:
     """A vssl objective, its loss function and a maker of the normalized on-device batch."""
     model = build_objective(host.registry, recipe).to(device)
     fmt = torch.contiguous_format
-    if channels_last:  # as train.channels_last does: NDHWC weights, uint8 clips made NDHWC
+    setting = "auto" if channels_last is None else channels_last
+    if wants_channels_last(setting, model, device):  # as the trainer: NDHWC weights and clips
         fmt = torch.channels_last_3d
         use_channels_last(model)
     views = model.views()
@@ -407,12 +409,14 @@ def measure(workload, knobs, batch_size, device, host, args) -> dict:
             run.step()
         if cuda:
             torch.cuda.synchronize(device)
+        retries = alloc_retries(device)
         start = time.perf_counter()
         for _ in range(args.steps):
             run.step()
         if cuda:
             torch.cuda.synchronize(device)
         seconds = (time.perf_counter() - start) / args.steps
+        retries = alloc_retries(device) - retries
     except torch.OutOfMemoryError as err:
         raise OutOfMemory(str(err).splitlines()[0]) from None
     row: dict[str, Any] = {"batch": batch_size, "step_ms": seconds * 1e3}
@@ -422,14 +426,43 @@ def measure(workload, knobs, batch_size, device, host, args) -> dict:
         static = torch.cuda.memory_allocated(device)  # weights, optimizer state, the batch
         row["peak_mem_gib"] = peak / 2**30
         row["act_mem_per_clip_mib"] = (peak - static) / batch_size / 2**20
+        # a retry frees the allocator's cached blocks and synchronizes: the GPU idles meanwhile
+        row["alloc_retries_timed"] = retries
     if workload.impl == "hf":
         row["attn_implementation"] = getattr(run.model.config, "_attn_implementation", None)
     return row
 
 
+def alloc_retries(device: torch.device) -> int:
+    """cudaMalloc failures the caching allocator recovered from by flushing its cache."""
+    if device.type != "cuda":
+        return 0
+    return int(torch.cuda.memory_stats(device).get("num_alloc_retries", 0))
+
+
+def kernel_ms(prof) -> float:
+    """Device time of the profiled kernels, without the driver's "Command Buffer Full" records
+    (time the host waited for room in the launch queue: the GPU was busy then)."""
+    from torch.autograd import DeviceType
+
+    return (
+        sum(
+            e.self_device_time_total
+            for e in prof.key_averages()
+            if e.device_type == DeviceType.CUDA
+            and not e.is_user_annotation
+            and e.key != "Command Buffer Full"
+        )
+        / 1e3
+    )
+
+
 def free_device_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
+        # compiled graphs, and the memory pools of "reduce-overhead"'s CUDA graphs, are global:
+        # without this, a profile after that row ran out of memory (86 GiB still in its pools)
+        torch._dynamo.reset()
         torch.cuda.empty_cache()
 
 
@@ -547,7 +580,8 @@ def trainer_defaults(device: torch.device) -> dict:
         "fused_adamw_on_gpu": bool(fused),
         "sgd": "foreach (not fused)",
         "compile": "train.compile: true (off by default)",
-        "channels_last_3d": "train.channels_last: true (off by default; 3-D CNNs only)",
+        "channels_last_3d": f"train.channels_last: {TrainSection().channels_last} (NDHWC for 3-D"
+        " CNNs on a GPU)",
     }
 
 
@@ -636,15 +670,23 @@ def profile_workload(name: str, batch: int, device, host, args, knobs: Knobs = D
         torch.cuda.synchronize(device)
     steps = 1 if args.tiny else 3
     with profile(activities=activities) as prof:
+        start = time.perf_counter()
         for _ in range(steps):
             run.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+        wall_ms = (time.perf_counter() - start) * 1e3 / steps
     table = prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=70)
     json_path = Path(args.json)
     suffix = "" if knobs == DEFAULT else "_" + knobs.label().replace(", ", "_").replace(" ", "_")
     path = json_path.with_name(f"{json_path.stem}_profile_{name}{suffix}.txt")
     head = f"{name}, {knobs.label()}, batch {batch}, {steps} steps on {describe_device(device)}\n"
+    if device.type == "cuda":  # where the GPU ran no kernel: host-bound stretches or syncs
+        busy = kernel_ms(prof) / steps
+        head += (
+            f"per step: {wall_ms:.1f} ms wall (profiled), {busy:.1f} ms of kernels, "
+            f"{wall_ms - busy:.1f} ms with none running\n"
+        )
     path.write_text(head + table + "\n")
     del run
     free_device_memory(device)
@@ -748,7 +790,9 @@ def one_line(row: dict) -> str:
     head = f"{row['workload']} [{row['label']}]"
     if row.get("status") != "ok":
         return f"{head}: {row.get('status')} ({row.get('reason')})"
-    return f"{head}: batch {row['batch']}, {row['step_ms']:.1f} ms/step, {row['clips_per_s']:.1f} clips/s"
+    line = f"{head}: batch {row['batch']}, {row['step_ms']:.1f} ms/step, {row['clips_per_s']:.1f} clips/s"
+    retries = row.get("alloc_retries_timed")
+    return line + (f", {retries} allocator retries while timed" if retries else "")
 
 
 def _fmt(value, spec: str) -> str:

@@ -84,7 +84,7 @@ class TrainSection:
     nonfinite_loss: Literal["error", "skip"] = "error"  # skip: drop that update and go on
     find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step
     compile: bool = False  # torch.compile the objective's forward (minutes of compiling first)
-    channels_last: bool = False  # 3-D CNNs: NDHWC weights and clips (channels_last_3d) for conv3d
+    channels_last: bool | Literal["auto"] = "auto"  # NDHWC weights+clips; auto: 3-D CNN on GPU
 
 
 @dataclass

@@ -117,3 +117,26 @@ def test_compiled_rows_and_profile_run_on_a_cpu_when_asked(gpu_throughput, tmp_p
     assert row["label"] == "compile reduce-overhead" and row["status"] == "ok", row
     profile = (tmp_path / "gpu_profile_videomae_vit_b_compile.txt").read_text()
     assert profile.startswith("videomae_vit_b, compile, batch 2") and "Self CPU" in profile
+
+
+def test_kernel_time_leaves_out_host_waits_and_cpu_ops(gpu_throughput):
+    """A profile's "Command Buffer Full" records are the host waiting for room in the launch
+    queue (the GPU was busy): counting them as kernel time would hide the GPU's idle time."""
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    def event(key, us, device=DeviceType.CUDA, annotation=False):
+        return SimpleNamespace(
+            key=key, self_device_time_total=us, device_type=device, is_user_annotation=annotation
+        )
+
+    events = [
+        event("nvjet_gemm", 3000.0),
+        event("triton_poi_fused_gelu", 500.0),
+        event("Command Buffer Full", 9000.0),
+        event("ProfilerStep", 7000.0, annotation=True),
+        event("aten::mm", 3000.0, device=DeviceType.CPU),
+    ]
+    prof = SimpleNamespace(key_averages=lambda: events)
+    assert gpu_throughput.kernel_ms(prof) == 3.5
