@@ -98,9 +98,11 @@ class Attention(nn.Module):
     def forward(self, x_BND: torch.Tensor) -> torch.Tensor:
         B, N, D = x_BND.shape
         qkv = F.linear(x_BND, self.qkv.weight, self.qkv_bias())
-        # rows [0, D) are q, [D, 2D) k, [2D, 3D) v; head h owns rows h*Dh ... h*Dh + Dh - 1 of each
-        q_BHND, k_BHND, v_BHND = qkv.reshape(B, N, 3, self.num_heads, self.head_dim).permute(
-            2, 0, 3, 1, 4
+        # rows [0, D) are q, [D, 2D) k, [2D, 3D) v; head h owns rows h*Dh ... h*Dh + Dh - 1 of each.
+        # Split on the "3" axis, then swap N and H: the backward stacks the three gradients
+        # straight into qkv's [B, N, 3, H, Dh] layout (one copy; permuting first costs two)
+        q_BHND, k_BHND, v_BHND = (
+            t.transpose(1, 2) for t in qkv.view(B, N, 3, self.num_heads, self.head_dim).unbind(2)
         )
         out_BHND = F.scaled_dot_product_attention(
             q_BHND,
