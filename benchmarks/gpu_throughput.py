@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import LossOf, describe_device, fvcore_forward_macs, synthetic_batch  # noqa: E402
 
 from vssl_core.build import build_objective  # noqa: E402
-from vssl_core.data.clips import normalize_on_device  # noqa: E402
+from vssl_core.data.clips import normalize_on_device, normalize_uint8  # noqa: E402
 from vssl_core.engine.optim import build_optimizer  # noqa: E402
 from vssl_core.engine.trainer import use_channels_last, wants_channels_last  # noqa: E402
 from vssl_core.nn import tube_mask  # noqa: E402
@@ -365,13 +365,14 @@ def build_hf(recipe: dict, device: torch.device, batch_size: int) -> Built:
     gen = torch.Generator().manual_seed(0)
     clips_BTCHW = torch.randint(0, 256, (batch_size, T, 3, S, S), dtype=torch.uint8, generator=gen)
     clips_BTCHW = clips_BTCHW.to(device)
-    mean = torch.tensor((0.485, 0.456, 0.406), device=device).view(1, 1, 3, 1, 1) * 255
-    std = torch.tensor((0.229, 0.224, 0.225), device=device).view(1, 1, 3, 1, 1) * 255
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     keys_B = torch.arange(batch_size, device=device)
     ratio = recipe["objective"]["mask_ratio"]
 
     def make_batch():
-        return (clips_BTCHW.float() - mean) / std, tube_mask(keys_B, grid, ratio)
+        # the same normalization as vssl's rows (channels on dim 2 in transformers' layout)
+        pixels = normalize_uint8(clips_BTCHW, mean, std, channel_dim=2)
+        return pixels, tube_mask(keys_B, grid, ratio)
 
     def forward(batch):
         pixels, mask_BN = batch

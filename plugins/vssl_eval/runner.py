@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from vssl_core.device_constants import device_constant
+from vssl_core.data.clips import normalize_uint8
 from vssl_core.interfaces import VideoDataset
 from vssl_eval.metrics import build_metrics
 from vssl_eval.multiview import MultiViewClips, ViewBatch, ViewPlan, collate_views
@@ -74,9 +74,7 @@ def view_loader(
 
 
 def normalize(clips_NCTHW: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
-    m = device_constant(mean, clips_NCTHW.device).view(1, 3, 1, 1, 1) * 255
-    s = device_constant(std, clips_NCTHW.device).view(1, 3, 1, 1, 1) * 255
-    return (clips_NCTHW.float() - m) / s
+    return normalize_uint8(clips_NCTHW, mean, std)
 
 
 def batch_scores(

@@ -93,6 +93,11 @@ def test_collate_and_normalize(host):
     std = torch.tensor(clips.views.std).view(1, 3, 1, 1, 1)
     raw = collate([clips[(0, i)] for i in range(3)]).clips[0].float() / 255
     assert torch.allclose(norm, (raw - mean) / std, atol=1e-5)
+    uint8 = collate([clips[(0, i)] for i in range(3)])
+    assert torch.equal(norm, (uint8.clips[0].float() - mean * 255) / (std * 255))  # same bits
+    uint8.clips = [uint8.clips[0].contiguous(memory_format=torch.channels_last_3d)]
+    ndhwc = normalize_on_device(uint8, clips.views).clips[0]  # the layout is kept
+    assert ndhwc.is_contiguous(memory_format=torch.channels_last_3d) and torch.equal(ndhwc, norm)
 
 
 def test_worker_processes_give_the_same_batches(host):
