@@ -7,9 +7,10 @@
 #    in both memory layouts);
 # 2. benchmarks/sinkhorn_speed.py on the device: SIGMA's Sinkhorn, old vs new, at batch 408;
 # 3. benchmarks/gpu_throughput.py (rows skipped after BUDGET_S seconds, default 300), with
-#    profiles of SIGMA's eager step and vssl's compiled VideoMAE step;
+#    profiles of vssl's eager VideoMAE and SIGMA steps and its compiled VideoMAE step;
 # 4. a short VideoMAE training run on the device through the CLI, eager and torch.compile'd.
-# The most wanted numbers come first: a run cut off by its time limit keeps them. Each step has
+# Ten files land in OUT_DIR (tar it where only a few files can come back). The most wanted
+# numbers come first: a run cut off by its time limit keeps them. Each step has
 # its own time limit; a failing step is recorded and the next one still runs.
 set -u
 out=${1:?usage: gpu_suite.sh OUT_DIR [BUDGET_S] [gpu_throughput.py args...]}
@@ -37,7 +38,7 @@ stamp "sinkhorn exit $? ($(tail -n 1 "$out/sinkhorn_speed.txt"))"
 stamp "throughput"
 timeout $((budget + 300)) "$python" benchmarks/gpu_throughput.py \
     --json "$out/gpu_throughput.json" --budget-s "$budget" \
-    --profile sigma_mlp_vit_b --profile-compiled videomae_vit_b "$@" 2>&1 |
+    --profile videomae_vit_b sigma_mlp_vit_b --profile-compiled videomae_vit_b "$@" 2>&1 |
     tee "$out/gpu_throughput.txt"
 stamp "throughput done"
 

@@ -213,14 +213,15 @@ ROWS: tuple[tuple[str, Knobs], ...] = (
     ("sigma_dino_vit_b", DEFAULT),
     ("tubelet_r2plus1d_18", DEFAULT),
     ("tubelet_r2plus1d_18", Knobs(channels_last=False)),
-    ("videomae_vit_b", Knobs(compile=True, compile_mode="reduce-overhead")),
     ("sigma_mlp_vit_b", Knobs(compile=True)),  # one graph now: inductor fuses the Sinkhorn passes
-    ("moco_r2plus1d_18", Knobs(fused=True)),
-    ("moco_r2plus1d_18", Knobs(compile=True)),
-    ("videomae_vit_b", Knobs(bf16=False)),
-    ("videomae_vit_b", Knobs(bf16=True)),
-    ("videomae_vit_b", Knobs(attention="math")),
     ("videomae_vit_b", Knobs(fused=False)),
+    ("moco_r2plus1d_18", Knobs(fused=True)),
+    ("moco_r2plus1d_18", Knobs(compile=True)),  # compiling took over 95 s on an H200
+    # measured on an H200 (docs/performance.md): last, to recheck on other devices
+    ("videomae_vit_b", Knobs(bf16=False)),
+    ("videomae_vit_b", Knobs(attention="math")),
+    ("videomae_vit_b", Knobs(compile=True, compile_mode="reduce-overhead")),
+    ("videomae_vit_b", Knobs(bf16=True)),
 )
 
 
@@ -441,21 +442,39 @@ def alloc_retries(device: torch.device) -> int:
     return int(torch.cuda.memory_stats(device).get("num_alloc_retries", 0))
 
 
-def kernel_ms(prof) -> float:
-    """Device time of the profiled kernels, without the driver's "Command Buffer Full" records
+# kernel families by name, first match wins (cuDNN's convolution kernels contain "gemm" too)
+KERNEL_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("attention", ("sdpa", "flash", "fmha", "attention", "compute_dot_do_o", "convert_dq")),
+    ("convolution", ("conv", "wgrad", "dgrad", "nchwToNhwc", "nhwcToNchw")),
+    ("matmul", ("gemm", "nvjet", "cutlass", "xmma")),
+    ("inductor-fused", ("triton_",)),
+    ("layernorm", ("layer_norm", "LayerNorm", "GammaBeta")),
+    ("copy / cast / cat", ("copy", "Copy", "cat")),
+    ("optimizer", ("multi_tensor", "fused_adam", "FusedAdam", "FusedSgd", "sgd")),
+    ("reduction", ("reduce", "Reduce", "softmax", "SoftMax")),
+    ("other elementwise", ("elementwise", "Elementwise")),
+)
+
+
+def kernel_families(prof) -> dict[str, float]:
+    """ms of device time per kernel family, without the driver's "Command Buffer Full" records
     (time the host waited for room in the launch queue: the GPU was busy then)."""
     from torch.autograd import DeviceType
 
-    return (
-        sum(
-            e.self_device_time_total
-            for e in prof.key_averages()
-            if e.device_type == DeviceType.CUDA
-            and not e.is_user_annotation
-            and e.key != "Command Buffer Full"
-        )
-        / 1e3
-    )
+    families: dict[str, float] = {}
+    for e in prof.key_averages():
+        if e.device_type != DeviceType.CUDA or e.is_user_annotation:
+            continue
+        if e.key == "Command Buffer Full":
+            continue
+        family = next((f for f, keys in KERNEL_FAMILIES if any(k in e.key for k in keys)), "other")
+        families[family] = families.get(family, 0.0) + e.self_device_time_total / 1e3
+    return families
+
+
+def kernel_ms(prof) -> float:
+    """Device time of every profiled kernel."""
+    return sum(kernel_families(prof).values())
 
 
 def free_device_memory(device: torch.device) -> None:
@@ -677,16 +696,21 @@ def profile_workload(name: str, batch: int, device, host, args, knobs: Knobs = D
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall_ms = (time.perf_counter() - start) * 1e3 / steps
-    table = prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=70)
+    table = prof.key_averages().table(sort_by=sort_by, row_limit=80, max_name_column_width=70)
     json_path = Path(args.json)
     suffix = "" if knobs == DEFAULT else "_" + knobs.label().replace(", ", "_").replace(" ", "_")
     path = json_path.with_name(f"{json_path.stem}_profile_{name}{suffix}.txt")
     head = f"{name}, {knobs.label()}, batch {batch}, {steps} steps on {describe_device(device)}\n"
     if device.type == "cuda":  # where the GPU ran no kernel: host-bound stretches or syncs
-        busy = kernel_ms(prof) / steps
+        families = kernel_families(prof)
+        busy = sum(families.values()) / steps
         head += (
             f"per step: {wall_ms:.1f} ms wall (profiled), {busy:.1f} ms of kernels, "
-            f"{wall_ms - busy:.1f} ms with none running\n"
+            f"{wall_ms - busy:.1f} ms with none running; kernels by family, ms per step: "
+            + ", ".join(
+                f"{f} {ms / steps:.1f}" for f, ms in sorted(families.items(), key=lambda x: -x[1])
+            )
+            + "\n"
         )
     path.write_text(head + table + "\n")
     del run

@@ -140,3 +140,39 @@ def test_kernel_time_leaves_out_host_waits_and_cpu_ops(gpu_throughput):
     ]
     prof = SimpleNamespace(key_averages=lambda: events)
     assert gpu_throughput.kernel_ms(prof) == 3.5
+    assert gpu_throughput.kernel_families(prof) == {"matmul": 3.0, "inductor-fused": 0.5}
+
+
+@pytest.mark.parametrize(
+    "kernel, family",
+    [
+        ("cudnn_generated_fort_native_sdpa_sm90_flash_bprop_wgmma_f16_knob_26", "attention"),
+        ("void cudnn::fusion::compute_dot_do_o_specialized<true, 64>", "attention"),
+        ("sm80_xmma_wgrad_implicit_gemm_indexed_bf16bf16_bf16f32_f32_nhwckrsc", "convolution"),
+        ("void implicit_convolveNd_sgemm<__nv_bfloat16, 3, 128, 6, 7, 3, 3, 5", "convolution"),
+        ("nvjet_sm90_tst_192x192_64x3_1x2_h_bz_coopB_splitK_NTN", "matmul"),
+        ("sm80_xmma_gemm_f32f32_f32f32_f32_nn_n_tilesize256x128x8_stage3", "matmul"),
+        ("triton_poi_fused_gelu_gelu_backward_view_8", "inductor-fused"),
+        ("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel", "layernorm"),
+        (
+            "void at::native::(anonymous namespace)::CatArrayBatchedCopy<at::nat",
+            "copy / cast / cat",
+        ),
+        (
+            "void at::native::vectorized_elementwise_kernel<8, at::native::GeluB",
+            "other elementwise",
+        ),
+    ],
+)
+def test_profiled_kernels_fall_in_the_family_their_name_says(gpu_throughput, kernel, family):
+    """Names seen in H200 profiles (benchmarks/results/*_profile_*.txt)."""
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    event = SimpleNamespace(
+        key=kernel, self_device_time_total=1000.0, device_type=DeviceType.CUDA,
+        is_user_annotation=False,
+    )  # fmt: skip
+    prof = SimpleNamespace(key_averages=lambda: [event])
+    assert gpu_throughput.kernel_families(prof) == {family: 1.0}
