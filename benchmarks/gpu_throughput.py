@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import gc
 import inspect
 import json
@@ -235,7 +236,21 @@ def resolve(knobs: Knobs, workload: Workload, device: torch.device) -> Knobs:
     if fused is None:
         probe = build_optimizer(nn.Linear(1, 1), OptimSection(**workload.optim), 1.0, device)
         fused = bool(probe.defaults.get("fused"))
-    return dataclasses.replace(knobs, bf16=bf16, fused=fused)
+    channels_last = knobs.channels_last
+    if channels_last is None:
+        channels_last = auto_channels_last(workload.name, device.type)
+    return dataclasses.replace(knobs, bf16=bf16, fused=fused, channels_last=channels_last)
+
+
+@functools.cache
+def auto_channels_last(name: str, device_type: str) -> bool:
+    """The trainer's ``channels_last: auto`` for a workload, decided on its tiny twin (the same
+    kinds of layers, built in a blink)."""
+    workload = WORKLOADS[name]
+    if workload.impl != "vssl":
+        return False
+    model = build_objective(load_plugins().registry, workload.tiny)
+    return wants_channels_last("auto", model, torch.device(device_type))
 
 
 def attention_backend(knobs: Knobs):
@@ -304,12 +319,11 @@ class TrainRun:
 Built = tuple[nn.Module, Callable[[Any], torch.Tensor], Callable[[], Any]]
 
 
-def build_vssl(recipe: dict, device, batch_size: int, host, channels_last: bool | None) -> Built:
+def build_vssl(recipe: dict, device, batch_size: int, host, channels_last: bool) -> Built:
     """A vssl objective, its loss function and a maker of the normalized on-device batch."""
     model = build_objective(host.registry, recipe).to(device)
     fmt = torch.contiguous_format
-    setting = "auto" if channels_last is None else channels_last
-    if wants_channels_last(setting, model, device):  # as the trainer: NDHWC weights and clips
+    if channels_last:  # as the trainer does: NDHWC weights, uint8 clips made NDHWC
         fmt = torch.channels_last_3d
         use_channels_last(model)
     views = model.views()
@@ -442,14 +456,18 @@ def alloc_retries(device: torch.device) -> int:
     return int(torch.cuda.memory_stats(device).get("num_alloc_retries", 0))
 
 
-# kernel families by name, first match wins (cuDNN's convolution kernels contain "gemm" too)
+# kernel families by name, first match wins: inductor's kernels are named after the aten ops
+# they fuse, and cuDNN's convolution kernels contain "gemm" too
 KERNEL_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("attention", ("sdpa", "flash", "fmha", "attention", "compute_dot_do_o", "convert_dq")),
-    ("convolution", ("conv", "wgrad", "dgrad", "nchwToNhwc", "nhwcToNchw")),
-    ("matmul", ("gemm", "nvjet", "cutlass", "xmma")),
     ("inductor-fused", ("triton_",)),
+    ("attention", ("sdpa", "flash", "fmha", "attention", "compute_dot_do_o", "convert_dq")),
+    (
+        "convolution",
+        ("conv", "wgrad", "dgrad", "fprop", "implicit_gemm", "nchwToNhwc", "nhwcToNchw"),
+    ),
+    ("matmul", ("gemm", "nvjet", "cutlass", "xmma", "splitKreduce")),
     ("layernorm", ("layer_norm", "LayerNorm", "GammaBeta")),
-    ("copy / cast / cat", ("copy", "Copy", "cat")),
+    ("copy / cast / cat", ("copy", "Copy", "CatArray")),
     ("optimizer", ("multi_tensor", "fused_adam", "FusedAdam", "FusedSgd", "sgd")),
     ("reduction", ("reduce", "Reduce", "softmax", "SoftMax")),
     ("other elementwise", ("elementwise", "Elementwise")),

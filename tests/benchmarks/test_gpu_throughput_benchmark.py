@@ -80,10 +80,12 @@ def test_default_knobs_resolve_to_what_the_trainer_does_on_each_device(gpu_throu
     g = gpu_throughput
     mae, moco = g.WORKLOADS["videomae_vit_b"], g.WORKLOADS["moco_r2plus1d_18"]
     gpu = g.resolve(g.DEFAULT, mae, torch.device("cuda"))
-    assert (gpu.bf16, gpu.fused) == (True, True)  # bf16 autocast, fused AdamW
+    assert (gpu.bf16, gpu.fused, gpu.channels_last) == (True, True, False)  # a ViT: NCDHW
     cpu = g.resolve(g.DEFAULT, mae, torch.device("cpu"))
     assert (cpu.bf16, cpu.fused) == (False, False)
-    assert g.resolve(g.DEFAULT, moco, torch.device("cuda")).fused is False  # SGD: foreach
+    cnn_gpu = g.resolve(g.DEFAULT, moco, torch.device("cuda"))
+    assert (cnn_gpu.fused, cnn_gpu.channels_last) == (False, True)  # SGD foreach; NDHWC
+    assert g.resolve(g.DEFAULT, moco, torch.device("cpu")).channels_last is False
 
 
 def test_batch_search_steps_keep_queue_friendly_sizes(gpu_throughput):
@@ -149,6 +151,10 @@ def test_kernel_time_leaves_out_host_waits_and_cpu_ops(gpu_throughput):
         ("cudnn_generated_fort_native_sdpa_sm90_flash_bprop_wgmma_f16_knob_26", "attention"),
         ("void cudnn::fusion::compute_dot_do_o_specialized<true, 64>", "attention"),
         ("sm80_xmma_wgrad_implicit_gemm_indexed_bf16bf16_bf16f32_f32_nhwckrsc", "convolution"),
+        ("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_ndhwc_kernel", "convolution"),
+        ("void cublasLt::splitKreduce_kernel<32, 16, int, float, __nv_bfloat16>", "matmul"),
+        ("triton_poi_fused__scaled_dot_product_efficient_attention_backward_3", "inductor-fused"),
+        ("void at::native::_scatter_gather_elementwise_kernel<128, 4>", "other elementwise"),
         ("void implicit_convolveNd_sgemm<__nv_bfloat16, 3, 128, 6, 7, 3, 3, 5", "convolution"),
         ("nvjet_sm90_tst_192x192_64x3_1x2_h_bz_coopB_splitK_NTN", "matmul"),
         ("sm80_xmma_gemm_f32f32_f32f32_f32_nn_n_tilesize256x128x8_stage3", "matmul"),

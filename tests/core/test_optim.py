@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -8,6 +9,7 @@ from vssl_core.engine.optim import (
     build_optimizer,
     build_scheduler,
     lr_multiplier_schedule,
+    match_state_layouts,
     param_groups,
     scale_lr,
 )
@@ -73,3 +75,34 @@ def test_sgd_uses_its_own_settings():
     )
     assert isinstance(opt, torch.optim.SGD)
     assert opt.param_groups[0]["momentum"] == 0.8 and opt.param_groups[0]["nesterov"]
+
+
+def test_optimizer_state_takes_the_layout_of_its_parameter():
+    """Adam's moments saved from an NCDHW run and loaded for NDHWC weights: fused AdamW on a GPU
+    needs them in the weights' strides; the values stay."""
+    torch.manual_seed(0)
+    ncdhw = nn.Conv3d(3, 8, 3)
+    saved = torch.optim.AdamW(ncdhw.parameters(), lr=1e-3)
+    ncdhw(torch.randn(2, 3, 4, 6, 6)).square().sum().backward()
+    saved.step()
+
+    ndhwc = nn.Conv3d(3, 8, 3)
+    ndhwc.load_state_dict(ncdhw.state_dict())
+    ndhwc.weight.data = ndhwc.weight.data.contiguous(memory_format=torch.channels_last_3d)
+    loaded = torch.optim.AdamW(ndhwc.parameters(), lr=1e-3, fused=True)
+    loaded.load_state_dict(copy.deepcopy(saved.state_dict()))  # no shared step counter
+    moments = loaded.state[ndhwc.weight]
+    assert moments["exp_avg"].stride() != ndhwc.weight.stride()  # what load_state_dict leaves
+    before = {k: v.clone() for k, v in moments.items()}
+    match_state_layouts(loaded)
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert loaded.state[ndhwc.weight][key].stride() == ndhwc.weight.stride()
+        assert torch.equal(loaded.state[ndhwc.weight][key], before[key])
+
+    # one more step of each: the fused step on NDHWC weights now matches the plain one
+    x = torch.randn(2, 3, 4, 6, 6)
+    for model, opt in ((ncdhw, saved), (ndhwc, loaded)):
+        opt.zero_grad()
+        model(x).square().sum().backward()
+        opt.step()
+    torch.testing.assert_close(ndhwc.weight, ncdhw.weight, rtol=1e-6, atol=1e-7)

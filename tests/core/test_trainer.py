@@ -268,6 +268,36 @@ def test_a_channels_last_run_resumes_to_identical_weights(tiny_recipe):
             assert b[k].is_contiguous(memory_format=torch.channels_last_3d), k
 
 
+def test_a_run_resumed_in_the_other_layout_keeps_its_numbers_and_moves_adam_state(tiny_recipe):
+    """A checkpoint from an NDHWC run resumed in NCDHW (a GPU run resumed on a CPU, where auto
+    means NCDHW) or back: the weights and Adam's moments take the new run's layout, and the
+    numbers are those of an uninterrupted run."""
+    adam = "optim={name: adamw, lr: 0.01, lr_scaling: none}"
+    cnn = (*CNN_ROTATION[:2], adam)
+    full = run(tiny_recipe, "run.name=full", *cnn, "train.channels_last=true")
+    for first, second in (("true", "false"), ("false", "true")):
+        name = f"run.name=switch_{first}"
+        faults_ = [("sigterm", faults.SigtermAt(3))]
+        run(tiny_recipe, name, *cnn, f"train.channels_last={first}", extra=faults_)
+        resumed = run(tiny_recipe, name, "resume=true", *cnn, f"train.channels_last={second}")
+        assert resumed.status == "completed" and resumed.step == 8
+        state = load_checkpoint(resumed.run_dir / "checkpoints" / "last.pt")
+        fmt = torch.channels_last_3d if second == "true" else torch.contiguous_format
+        conv_weights = [k for k, v in state["model"].items() if v.ndim == 5]
+        assert conv_weights and all(
+            state["model"][k].is_contiguous(memory_format=fmt) for k in conv_weights
+        )
+        moments = [
+            v
+            for per_param in state["optimizer"]["state"].values()
+            for k, v in per_param.items()
+            if k.startswith("exp_avg") and v.ndim == 5
+        ]
+        assert moments and all(m.is_contiguous(memory_format=fmt) for m in moments)
+        for k, v in weights(full.run_dir).items():
+            torch.testing.assert_close(state["model"][k], v, rtol=1e-4, atol=1e-5)  # conv rounding
+
+
 def test_gradient_accumulation_matches_one_big_batch(tiny_recipe):
     big = run(tiny_recipe, "run.name=big", "batch.per_rank=8")
     accum = run(tiny_recipe, "run.name=accum", "batch.per_rank=2")

@@ -113,6 +113,26 @@ class MultiStepMultiplier(ParamScheduler):
         return self.gamma**passed
 
 
+def match_state_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor (momentum, Adam's moments) its parameter's strides.
+
+    ``load_state_dict`` keeps the checkpoint's strides. A run resumed in the other memory layout
+    (``train.channels_last``) would then hold NCDHW moments for NDHWC weights, and fused AdamW
+    on a GPU walks the weights, gradients and moments as one flat memory order each: it
+    requires their strides to agree.
+    """
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if (
+                    torch.is_tensor(value)
+                    and value.shape == param.shape
+                    and value.stride() != param.stride()
+                ):
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def _check_schedule(schedule: ScheduleSection) -> None:
     """Keys that only one decay uses are errors with the others (nothing is silently ignored)."""
     if schedule.decay != "multistep":

@@ -39,6 +39,7 @@ from vssl_core.engine.optim import (
     build_optimizer,
     build_scheduler,
     lr_multiplier_schedule,
+    match_state_layouts,
     scale_lr,
 )
 from vssl_core.engine.run import RunContext
@@ -376,6 +377,7 @@ class Trainer:
             )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        match_state_layouts(self.optimizer)  # the checkpoint may be in the other memory layout
         self.scheduler.load_state_dict(state["scheduler"])
         ckpt.set_rng_state(state["rng"])
         if self.dist.is_main:
