@@ -24,7 +24,7 @@ from vssl_core.interfaces import Monitor
 from vssl_core.registry import Registry, component
 from vssl_eval.knn import feature_bank, knn_vote
 from vssl_eval.multiview import ViewPlan
-from vssl_eval.runner import DistEnv, batch_scores, run_test, view_loader
+from vssl_eval.runner import DistEnv, batch_scores, run_test, view_loader, weights_in_ndhwc
 from vssl_eval.supervised import task_of
 
 
@@ -99,9 +99,10 @@ class KnnMonitor(Monitor):
             num_workers=self.num_workers,
         )  # fmt: skip
         model.eval()  # no grad: batch_scores; the trainer sets training mode back afterwards
+        ndhwc = weights_in_ndhwc(model)  # train.channels_last: clips in the weights' layout
         embed = partial(
             batch_scores, features, env=env, mean=self.mean, std=self.std,
-            precision=precision,
+            precision=precision, channels_last=ndhwc,
         )  # fmt: skip
         bank_ND, labels_N, _ = feature_bank(embed, loader(self.train), env)
         vote = partial(
@@ -112,6 +113,7 @@ class KnnMonitor(Monitor):
         out = run_test(
             features, loader(self.test), env, "classification",
             int(self.test.num_classes), vote, self.mean, self.std, precision,
+            channels_last=ndhwc,
         )  # fmt: skip
         return {
             "knn_top1": out.metrics["top1"],

@@ -27,7 +27,7 @@ from vssl_core.hookspecs import hookimpl
 from vssl_eval.metrics import LOWER_IS_BETTER
 from vssl_eval.multiview import aggregate
 from vssl_eval.results import write_results
-from vssl_eval.runner import DistEnv, TestOutput, run_test, view_loader
+from vssl_eval.runner import DistEnv, TestOutput, run_test, view_loader, weights_in_ndhwc
 from vssl_eval.session import Datasets, EvalSettings
 
 log = logging.getLogger("vssl.eval")
@@ -79,6 +79,7 @@ class TrainedEvaluation:
                 spec.mean,
                 spec.std,
                 self.recipe["train"]["precision"],
+                channels_last=weights_in_ndhwc(model),
             )
         finally:
             model.train(was_training)

@@ -137,3 +137,17 @@ def test_a_monitor_without_a_cadence_is_refused(tmp_path):
     host = load_plugins(extra=[("no_cadence", _NoCadencePlugin())])
     with pytest.raises(TrainingError, match="monitor 'no_cadence' must set every_steps"):
         run(tmp_path, "no_cadence", {"name": "no_cadence"}, host)
+
+
+def test_a_channels_last_run_is_monitored_in_its_layout_with_the_same_scores(tmp_path):
+    monitor = {"name": "knn", "every_steps": 2, "train_dataset": shapes(1),
+               "test_dataset": shapes(2, 4), "k": 3}  # fmt: skip
+    scores = {}
+    for layout in (False, True):
+        data = recipe(tmp_path, f"cl_{layout}", monitor)
+        data["train"]["channels_last"] = layout
+        path = tmp_path / f"cl_{layout}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        rows = logged(train(load_config(path, [], HOST), HOST))
+        scores[layout] = [(r["step"], r["knn_top1"], r["knn_mean_class_top1"]) for r in rows]
+    assert scores[True] == scores[False]

@@ -13,7 +13,7 @@ from vssl_eval.multiview import (
     aggregate,
     collate_views,
 )
-from vssl_eval.runner import DistEnv, run_test, view_loader
+from vssl_eval.runner import DistEnv, run_test, view_loader, weights_in_ndhwc
 
 from vssl_core.interfaces import VideoDecodeError, VideoSample
 
@@ -78,15 +78,22 @@ def _first_frame_scores(clips_NCTHW):
     return torch.stack([t0, 100 - t0], dim=1) / 100
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["ncdhw", "ndhwc"])
 @pytest.mark.parametrize("how, expected", [("mean", [0.18, 0.82]), ("max", [0.36, 1.0])])
-def test_dense_test_aggregates_known_per_view_outputs(how, expected):
+def test_dense_test_aggregates_known_per_view_outputs(how, expected, channels_last):
     # 40 frames, 3 clips of 4 frames start at 0, 18, 36; 3 crops each: 9 views per video
     videos = [StubVideo(40), StubVideo(40, broken=True), StubVideo(40)]
     data = StubDataset(videos, [1, 0, 0])
     views = ViewPlan(frames=4, stride=1, crop_size=20, short_side=40, num_clips=3, num_crops=3)
     env = DistEnv(0, 1, torch.device("cpu"))
+    layouts = []
+
+    def scores(clips_NCTHW):  # clips come in the layout of a model trained in it
+        layouts.append(clips_NCTHW.is_contiguous(memory_format=torch.channels_last_3d))
+        return _first_frame_scores(clips_NCTHW)
+
     out = run_test(
-        _first_frame_scores,
+        scores,
         view_loader(data, views, env, batch_size=2, num_workers=0),
         env,
         "classification",
@@ -95,7 +102,9 @@ def test_dense_test_aggregates_known_per_view_outputs(how, expected):
         (0.0, 0.0, 0.0),
         (1 / 255, 1 / 255, 1 / 255),  # identity normalisation: pixels reach the stub as is
         "fp32",
+        channels_last=channels_last,
     )
+    assert layouts and set(layouts) == {channels_last}
     assert [r["index"] for r in out.rows] == [0, 2]
     for row in out.rows:
         assert row["scores"] == pytest.approx(expected, abs=1e-6) and row["prediction"] == 1
@@ -116,3 +125,12 @@ def test_collate_keeps_multilabel_and_count_labels():
     assert multi.labels.shape == (2, 2) and multi.labels.dtype == torch.float32
     counts = collate_views([{"views": views, "label": 3.0, "index": 0, "video_id": ""}])
     assert counts.labels.dtype == torch.float32 and counts.views.shape == (1, 2, 3, 1, 2, 2)
+
+
+def test_a_model_trained_in_ndhwc_is_recognised_by_its_weights():
+    from vssl_core.engine.trainer import use_channels_last
+
+    model = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3), torch.nn.Linear(4, 2))
+    assert not weights_in_ndhwc(model)
+    use_channels_last(model)
+    assert weights_in_ndhwc(model)
