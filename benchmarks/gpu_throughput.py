@@ -504,6 +504,19 @@ KERNEL_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+COMPUTE_FAMILIES = ("matmul", "attention", "convolution")  # the FLOPs MFU counts run here
+
+
+def mfu_ceiling_line(families: dict[str, float], steps: int, batch: int, mfu_of) -> str:
+    """The MFU a step would reach if only its matmul, attention and convolution kernels ran, as
+    fast as they did: what no fusing or overlapping of the other work can beat."""
+    compute_ms = sum(families.get(f, 0.0) for f in COMPUTE_FAMILIES) / steps
+    if compute_ms <= 0:
+        return ""
+    ceiling = mfu_of(batch / compute_ms * 1e3)
+    return f"MFU if only its {', '.join(COMPUTE_FAMILIES)} kernels ran ({compute_ms:.1f} ms): {ceiling:.1%}\n"
+
+
 def kernel_families(prof) -> dict[str, float]:
     """ms of device time per kernel family, without the driver's "Command Buffer Full" records
     (time the host waited for room in the launch queue: the GPU was busy then)."""
@@ -723,9 +736,12 @@ def run_row(workload, knobs, device, host, args, start_batch, flops, peak) -> di
     return row
 
 
-def profile_workload(name: str, batch: int, device, host, args, knobs: Knobs = DEFAULT) -> Path:
+def profile_workload(
+    name: str, batch: int, device, host, args, knobs: Knobs = DEFAULT, mfu_of=None
+) -> Path:
     """Where the time of one step goes: torch.profiler over 3 steps after warmup, the kernels
-    (or CPU ops) with the most self time, written beside the JSON."""
+    (or CPU ops) with the most self time, written beside the JSON. ``mfu_of(clips_per_s)``
+    turns a rate into MFU for the ceiling line."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU]
@@ -762,6 +778,8 @@ def profile_workload(name: str, batch: int, device, host, args, knobs: Knobs = D
             )
             + "\n"
         )
+        if mfu_of is not None:
+            head += mfu_ceiling_line(families, steps, batch, mfu_of)
     path.write_text(head + table + "\n")
     del run
     free_device_memory(device)
@@ -807,7 +825,9 @@ def main(argv: list[str] | None = None) -> int:
             reason = skip_reason(WORKLOADS[name], knobs, device, args)
             print(f"profile {name} [compile]: {reason}", flush=True)
             continue
-        path = profile_workload(name, batch, device, host, args, knobs)
+        gflop = flop_cache.get(name, {}).get("train_gflop_per_clip")
+        mfu_of = None if not (peak and gflop) else (lambda rate, g=gflop: rate * g * 1e9 / peak)
+        path = profile_workload(name, batch, device, host, args, knobs, mfu_of)
         print(f"profile of {name} [{knobs.label()}]: {path}", flush=True)
     return 0
 

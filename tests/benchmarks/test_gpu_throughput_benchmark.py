@@ -183,3 +183,18 @@ def test_profiled_kernels_fall_in_the_family_their_name_says(gpu_throughput, ker
     )  # fmt: skip
     prof = SimpleNamespace(key_averages=lambda: [event])
     assert gpu_throughput.kernel_families(prof) == {family: 1.0}
+
+
+def test_mfu_ceiling_counts_the_flop_kernels_only(gpu_throughput):
+    """The compiled VideoMAE step of 2026-11-27 (3 profiled steps): matmul 336.9 ms and attention
+    292.3 ms in all, 512 clips of 202.9 GFLOP, 989.4 TFLOP/s peak -> 50.1%."""
+    families = {"matmul": 336.9, "attention": 292.3, "inductor-fused": 150.0, "optimizer": 9.0}
+
+    def mfu_of(clips_per_s):
+        return clips_per_s * 202.9e9 / 989.4e12
+
+    line = gpu_throughput.mfu_ceiling_line(families, 3, 512, mfu_of)
+    assert line == (
+        "MFU if only its matmul, attention, convolution kernels ran (209.7 ms): 50.1%\n"
+    )
+    assert gpu_throughput.mfu_ceiling_line({"other": 5.0}, 3, 512, mfu_of) == ""
