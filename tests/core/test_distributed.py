@@ -92,3 +92,17 @@ def test_channels_last_two_ranks_match_one_rank(tiny_recipe, tmp_path):
         state = load_checkpoint(tmp_path / "runs" / name / "checkpoints" / "last.pt")["model"]
         convs = [w for w in state.values() if w.ndim == 5]
         assert convs and all(w.is_contiguous(memory_format=CL3D) for w in convs)
+
+
+@pytest.mark.slow
+def test_compiled_two_ranks_match_one_eager_rank(tiny_recipe, tmp_path):
+    """The zoo's VideoMAE recipes compile under torchrun: the compiled DDP module (graphs split
+    at its gradient buckets) logs the losses of an eager single process."""
+    _train(tmp_path, tiny_recipe, 1, "one", "batch.per_rank=4")
+    two = _train(tmp_path, tiny_recipe, 2, "two", "batch.per_rank=4", "train.compile=true")
+    assert "completed at step 8" in two.stdout
+    l1 = [r["loss"] for r in read_metrics(tmp_path / "runs" / "one")]
+    l2 = [r["loss"] for r in read_metrics(tmp_path / "runs" / "two")]
+    assert len(l1) == len(l2) == 8 and l2 == pytest.approx(l1, rel=1e-3, abs=1e-4)
+    state = load_checkpoint(tmp_path / "runs" / "two" / "checkpoints" / "last.pt")["model"]
+    assert not any("_orig_mod" in k or k.startswith("module.") for k in state)
