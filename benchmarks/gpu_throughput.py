@@ -46,6 +46,7 @@ import functools
 import gc
 import inspect
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -70,6 +71,7 @@ from vssl_core.schema import OptimSection, TrainSection  # noqa: E402
 GOAL_VS_HF = 2.0
 GOAL_MFU = 0.45
 MEMORY_FRACTION = 0.9  # of the device's memory the batch search aims to fill
+EXPANDABLE = "expandable_segments:True"
 
 # dense bf16 tensor-core peaks (spec performance-and-data-path.md §4); first match wins
 PEAKS: tuple[tuple[tuple[str, ...], float], ...] = (
@@ -432,20 +434,27 @@ def measure(workload, knobs, batch_size, device, host, args) -> dict:
         raise OutOfMemory(str(err).splitlines()[0]) from None
 
 
+def user_allocator_settings() -> str:
+    """The allocator settings this process started with (setting them replaces them all)."""
+    return os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or ""
+
+
 @contextlib.contextmanager
 def allocator_settings(device: torch.device, expandable_segments: bool):
-    """The allocator as the row asks, back to PyTorch's default afterwards (its cached blocks
-    are released both ways, so the setting applies to every segment of the row)."""
+    """The user's allocator settings plus expandable segments for the row, then the user's
+    settings again (cached blocks are released both ways, so the row's every segment is
+    expandable and later rows' are not)."""
     if device.type != "cuda" or not expandable_segments:
         yield
         return
+    user = user_allocator_settings()
     gc.collect()
     torch.cuda.empty_cache()
-    torch.cuda.memory._set_allocator_settings("expandable_segments:True")
+    torch.cuda.memory._set_allocator_settings(",".join(filter(None, (user, EXPANDABLE))))
     try:
         yield
     finally:
-        torch.cuda.memory._set_allocator_settings("expandable_segments:False")
+        torch.cuda.memory._set_allocator_settings(user or "expandable_segments:False")
         gc.collect()
         torch.cuda.empty_cache()
 
@@ -701,6 +710,8 @@ def skip_reason(workload: Workload, knobs: Knobs, device: torch.device, args) ->
         return "torch.compile skipped on CPU (minutes with inductor); --cpu-compile runs it"
     if knobs.expandable_segments and device.type != "cuda":
         return "expandable segments is a setting of the CUDA allocator"
+    if knobs.expandable_segments and EXPANDABLE in user_allocator_settings().replace(" ", ""):
+        return "the same as the default: PYTORCH_ALLOC_CONF already turns expandable segments on"
     if knobs != DEFAULT and resolve(knobs, workload, device) == resolve(DEFAULT, workload, device):
         return f"the same as the default on {device.type}"
     return None

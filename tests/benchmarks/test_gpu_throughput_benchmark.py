@@ -198,3 +198,32 @@ def test_mfu_ceiling_counts_the_flop_kernels_only(gpu_throughput):
         "MFU if only its matmul, attention, convolution kernels ran (209.7 ms): 50.1%\n"
     )
     assert gpu_throughput.mfu_ceiling_line({"other": 5.0}, 3, 512, mfu_of) == ""
+
+
+@pytest.mark.parametrize(
+    "user, calls",
+    [
+        ("", ["expandable_segments:True", "expandable_segments:False"]),
+        ("max_split_size_mb:256", ["max_split_size_mb:256,expandable_segments:True", "max_split_size_mb:256"]),
+    ],
+)  # fmt: skip
+def test_the_expandable_row_keeps_the_users_allocator_settings(gpu_throughput, monkeypatch, user, calls):  # fmt: skip
+    """Setting the allocator's options replaces all of them: the row adds expandable segments
+    to what the user set, and gives the user's settings back after it, also on an error."""
+    seen = []
+    monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings", seen.append)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    monkeypatch.setenv("PYTORCH_ALLOC_CONF", user)
+    with pytest.raises(RuntimeError, match="row failed"):
+        with gpu_throughput.allocator_settings(torch.device("cuda"), True):
+            raise RuntimeError("row failed")
+    assert seen == calls
+
+
+def test_the_expandable_row_is_skipped_when_the_user_already_expands(gpu_throughput, monkeypatch):
+    g = gpu_throughput
+    monkeypatch.setenv("PYTORCH_ALLOC_CONF", "expandable_segments:True")
+    knobs = g.Knobs(expandable_segments=True)
+    reason = g.skip_reason(g.WORKLOADS["sigma_mlp_vit_b"], knobs, torch.device("cuda"), None)
+    assert "already turns expandable segments on" in reason
