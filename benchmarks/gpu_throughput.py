@@ -542,11 +542,6 @@ def kernel_families(prof) -> dict[str, float]:
     return families
 
 
-def kernel_ms(prof) -> float:
-    """Device time of every profiled kernel."""
-    return sum(kernel_families(prof).values())
-
-
 def free_device_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":

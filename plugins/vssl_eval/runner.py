@@ -75,10 +75,6 @@ def view_loader(
     )
 
 
-def normalize(clips_NCTHW: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
-    return normalize_uint8(clips_NCTHW, mean, std)
-
-
 def weights_in_ndhwc(model: torch.nn.Module) -> bool:
     """Whether the trainer put this model's 3-D convolutions in NDHWC (train.channels_last)."""
     return any(
@@ -102,7 +98,7 @@ def batch_scores(
     clips = batch.views.to(env.device, non_blocking=True).flatten(0, 1)
     if channels_last:
         clips = clips.contiguous(memory_format=CL3D)
-    clips = normalize(clips, mean, std)
+    clips = normalize_uint8(clips, mean, std)
     with torch.no_grad(), autocast(env.device, precision):
         scores_NK = score_fn(clips).float()
     if scores_NK.ndim != 2 or scores_NK.shape[0] != B * V:

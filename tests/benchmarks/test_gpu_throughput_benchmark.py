@@ -142,7 +142,6 @@ def test_kernel_time_leaves_out_host_waits_and_cpu_ops(gpu_throughput):
         event("aten::mm", 3000.0, device=DeviceType.CPU),
     ]
     prof = SimpleNamespace(key_averages=lambda: events)
-    assert gpu_throughput.kernel_ms(prof) == 3.5
     assert gpu_throughput.kernel_families(prof) == {"matmul": 3.0, "inductor-fused": 0.5}
 
 
