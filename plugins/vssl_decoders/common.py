@@ -5,8 +5,10 @@ Shape-suffix legend: T requested frames, H height, W width.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,6 +35,13 @@ def keep_inherited(handle: object | None) -> None:
     Forked DataLoader workers end with os._exit, so the list is never torn down."""
     if handle is not None:
         _INHERITED.append(handle)
+
+
+# The same for readers nobody holds: a reader in a reference cycle that the parent had not yet
+# collected when it forked would be freed by the child's collector. Freezing in the child puts
+# everything it inherited out of the collector's reach (and spares the parent's pages from
+# copy-on-write); what the child creates itself is collected as usual.
+os.register_at_fork(after_in_child=gc.freeze)
 
 
 def decode_error(path: str, cause: object) -> VideoDecodeError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import av
 import pytest
 import torch
@@ -91,6 +93,31 @@ def test_threaded_decoding_gives_the_same_frames_also_in_forked_workers(videos, 
         collate_fn=lambda v: torch.from_numpy(v.read([7, 30])),
     )
     assert [indices_of(b.numpy()) for b in loader] == [[7, 30], [7, 30]]
+
+
+def _collect_in_worker(_):
+    gc.collect()  # what a worker's allocations trigger sooner or later
+    return torch.zeros(1)
+
+
+def test_forked_workers_never_free_the_parents_garbage_readers(videos):
+    """A threaded reader that is garbage in a reference cycle, not yet collected when the
+    DataLoader forks: a worker's collector must not free it, since freeing joins FFmpeg threads
+    that exist only in the parent (the worker hung in pthread_cond_destroy)."""
+    gc.disable()  # keep the cycle uncollected until the fork, as a busy parent may
+    try:
+        video = PyAVDecoder(threads=2).open(str(videos["mp4"]))
+        video.read([9])  # stops mid-stream: the codec's threads hold frames
+        cycle = [video]
+        cycle.append(cycle)
+        del video, cycle
+        loader = torch.utils.data.DataLoader(
+            [0, 1], batch_size=None, num_workers=2, multiprocessing_context="fork",
+            timeout=60, collate_fn=_collect_in_worker,
+        )  # fmt: skip
+        assert len(list(loader)) == 2
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize(
