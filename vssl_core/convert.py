@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vssl_core.engine.checkpoint import FORMAT_VERSION, CheckpointError
+from vssl_core.engine.checkpoint import FORMAT_VERSION, CheckpointError, unsafe_global
 
 Tensor = torch.Tensor
 # Containers that hold the weights in the files we read: our trainer and VideoMAE ("model"),
@@ -276,10 +276,9 @@ def read_checkpoint(path: str | Path) -> Any:
         with torch.serialization.safe_globals(_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        found = unsafe_global(exc)
         why = (
-            f"it stores a Python object ({found.group(1)}) besides tensors, and unpickling it "
-            "could run code"
+            f"it stores a Python object ({found}) besides tensors, and unpickling it could run code"
             if found
             else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         )

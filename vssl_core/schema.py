@@ -92,6 +92,7 @@ class TrainSection:
 class CheckpointSection:
     every_steps: int | None = 500  # also written at the end and on SIGTERM
     keep_every_steps: int | None = None  # keep a permanent copy every N steps
+    keep_previous: bool = True  # keep the one before last.pt as previous.pt: a fallback if corrupt
 
 
 @dataclass
@@ -125,7 +126,7 @@ class RecipeSchema:
     train: TrainSection = field(default_factory=TrainSection)
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     log: LogSection = field(default_factory=LogSection)
-    resume: bool | str = False  # true: continue <run dir>/checkpoints/last.pt; or a checkpoint path
+    resume: bool | str = False  # true: continue last.pt; auto: if there is one; or a path
     eval: EvalSection = field(default_factory=EvalSection)  # downstream evaluation (vssl eval)
     monitor: dict = field(default_factory=dict)  # a component measured during training; {}: none
 

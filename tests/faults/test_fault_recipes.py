@@ -148,6 +148,23 @@ def test_a_path_that_is_not_a_file_is_named_once(capsys):
     assert "not a regular file" in err
 
 
+def test_a_disk_full_message_at_start_names_the_path(tiny_recipe, capsys, monkeypatch):
+    """[Errno 28] at start named nothing; the first write names its file."""
+    import errno
+    import pathlib
+
+    real = pathlib.Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.name == "recipe.yaml":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full)
+    err = refused(capsys, "train", str(tiny_recipe))
+    assert "recipe.yaml" in err and "No space left on device" in err
+
+
 def test_every_numeric_trainer_key_has_a_range():
     import dataclasses
     import typing

@@ -84,3 +84,52 @@ def vssl_register_components(registry, plugin):
     import sys
 
     registry.add_module(sys.modules[__name__], plugin)
+
+
+class KillLoaderWorkerAt:
+    """SIGKILLs this process's data-loader workers at the end of step ``step`` (what the
+    kernel's out-of-memory killer does)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    @hookimpl
+    def vssl_step_end(self, run, step, metrics):
+        import multiprocessing
+
+        if step == self.step:
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGKILL)
+
+
+class SignalAt:
+    """Sends this process ``signum`` (``times`` times) at the end of step ``step``."""
+
+    def __init__(self, step: int, signum: int = signal.SIGINT, times: int = 1):
+        self.step, self.signum, self.times = step, signum, times
+
+    @hookimpl
+    def vssl_step_end(self, run, step, metrics):
+        if step == self.step:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
+
+
+@component("dataset")
+class sigterm_on_build:
+    """moving_shapes that receives SIGTERM while it is being built (a job pre-empted while it
+    starts)."""
+
+    def __init__(self, num_samples: int = 32):
+        from vssl_datasets.moving_shapes import MovingShapes
+
+        os.kill(os.getpid(), signal.SIGTERM)
+        self.inner = MovingShapes(num_samples=num_samples, num_classes=4, num_frames=8, size=32)
+        self.num_classes = 4
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int) -> VideoSample:
+        return self.inner[index]
+

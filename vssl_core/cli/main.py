@@ -160,14 +160,14 @@ def _host(args: argparse.Namespace):
 
 def cmd_train(args, host) -> int:
     from vssl_core.config import load_config
-    from vssl_core.engine.trainer import EXIT_PREEMPTED, train
+    from vssl_core.engine.trainer import train
 
     config = load_config(args.recipe, args.overrides, host)
     result = train(config, host)
     if int(os.environ.get("RANK", "0")) == 0:
         loss = f", last logged loss {result.last_loss:.4f}" if result.last_loss is not None else ""
         print(f"{result.status} at step {result.step}{loss}; run directory {result.run_dir}")
-    return EXIT_PREEMPTED if result.status == "preempted" else 0
+    return result.exit_code  # 0, or 128 + the signal that pre-empted it (143, 130)
 
 
 def cmd_config(args, host) -> int:
@@ -275,7 +275,8 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     from vssl_core.data.failures import DataLoadingError
     from vssl_core.engine.checkpoint import CheckpointError
-    from vssl_core.engine.trainer import TrainingError
+    from vssl_core.engine.errors import TrainingError
+    from vssl_core.engine.writes import first_fault
     from vssl_core.schema import RecipeError
 
     pre = argparse.ArgumentParser(add_help=False)
@@ -287,6 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parse(_parser(_extra_commands(host)), argv)
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args, host)
+    except KeyboardInterrupt:  # Ctrl-C twice during training, or once outside of it
+        if os.environ.get("VSSL_DEBUG"):
+            raise
+        print("error: interrupted (Ctrl-C); nothing more was saved", file=sys.stderr)
+        return 130
     except (
         RecipeError,
         RegistryError,
@@ -298,8 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         if os.environ.get("VSSL_DEBUG"):
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {first_fault(exc)}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)  # 2: fix and rerun; 143/130: a start-up stopped
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from vssl_core.engine.errors import TrainingError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -28,8 +30,9 @@ class DistInfo:
 def pick_device(choice: str, local_rank: int) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RuntimeError(
-                "train.device=cuda but no CUDA device is visible; use train.device=cpu"
+            raise TrainingError(
+                "train.device=cuda but no CUDA device is visible; use train.device=cpu (or "
+                "auto), or check CUDA_VISIBLE_DEVICES and the driver"
             )
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)

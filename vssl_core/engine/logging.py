@@ -6,45 +6,74 @@ They use the same lifecycle hooks a third-party logger (W&B, MLflow...) would im
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
 from vssl_core.engine.run import RunContext
+from vssl_core.engine.writes import writing
 from vssl_core.hookspecs import hookimpl
+
+log = logging.getLogger("vssl.train")
 
 
 class MetricsFileLogger:
-    """Appends one JSON line per logging step to <run dir>/metrics.jsonl (rank 0)."""
+    """Appends one JSON line per logging step to <run dir>/metrics.jsonl (rank 0).
+
+    A resumed run keeps the rows up to its checkpoint (a crash may have logged past it, and
+    may have torn the last line); a fresh run starts the file anew.
+    """
 
     def __init__(self) -> None:
         self.file = None
+        self.path: Path | None = None
 
     @hookimpl
     def vssl_train_start(self, run: RunContext) -> None:
         if not run.is_main:
             return
-        path = run.run_dir / "metrics.jsonl"
-        if run.start_step and path.exists():  # a crash may have logged past the checkpoint
-            kept = [
-                li
-                for li in path.read_text().splitlines()
-                if json.loads(li)["step"] <= run.start_step
-            ]
-            path.write_text("".join(li + "\n" for li in kept))
-        self.file = open(path, "a")
+        self.path = path = run.run_dir / "metrics.jsonl"
+        with writing(path):
+            if run.start_step and path.exists():
+                kept = rows_up_to(path, run.start_step)
+                path.write_text("".join(li + "\n" for li in kept))
+            # a fresh start truncates: a crash before the first checkpoint left rows behind
+            self.file = open(path, "a" if run.start_step else "w")
 
     @hookimpl
     def vssl_step_end(self, run: RunContext, step: int, metrics: dict | None) -> None:
         if self.file is not None and metrics is not None:
-            self.file.write(json.dumps({"step": step, **metrics}) + "\n")
-            self.file.flush()
+            with writing(self.path):
+                self.file.write(json.dumps({"step": step, **metrics}) + "\n")
+                self.file.flush()
 
     @hookimpl
     def vssl_train_end(self, run: RunContext, step: int, status: str) -> None:
         if self.file is not None:
-            self.file.close()
-            self.file = None
+            file, self.file = self.file, None
+            with writing(self.path):
+                file.close()
+
+
+def rows_up_to(path: Path, step: int) -> list[str]:
+    """The lines of a metrics file logged at or before ``step``. A line that does not parse
+    (the last one, torn by a crash mid-write; any other, damaged) is dropped, with a warning
+    naming the file and the line."""
+    kept = []
+    lines = path.read_text(errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+            row_step = int(row["step"])
+        except (ValueError, KeyError, TypeError):
+            torn = "torn (a crash mid-write)" if number == len(lines) else "unreadable"
+            log.warning("%s line %d is %s; dropped it: %r", path, number, torn, line[:80])
+            continue
+        if row_step <= step:
+            kept.append(line)
+    return kept
 
 
 class TensorBoardLogger:
@@ -59,8 +88,8 @@ class TensorBoardLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(
-                log_dir=str(run.run_dir / "tensorboard"), purge_step=run.start_step or None
-            )
+                log_dir=str(run.run_dir / "tensorboard"), purge_step=run.start_step
+            )  # purge_step 0: a fresh start hides the events of a crashed earlier attempt
 
     @hookimpl
     def vssl_step_end(self, run: RunContext, step: int, metrics: dict | None) -> None:
