@@ -86,6 +86,7 @@ class TrainSection:
     find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step
     compile: bool = False  # torch.compile the objective's forward (minutes of compiling first)
     channels_last: bool | Literal["auto"] = "auto"  # NDHWC weights+clips; auto: 3-D CNN on GPU
+    collective_timeout_s: float = 600.0  # DDP: a rank stuck this long ends the job, says who
 
 
 @dataclass

@@ -85,6 +85,7 @@ RANGES: dict[str, Range] = {
     "train.epochs": COUNT,
     "train.max_steps": Range(1, INT64_MAX, hint="null trains train.epochs instead"),
     "train.grad_clip": Range(0.0, open_low=True, hint="null turns clipping off"),
+    "train.collective_timeout_s": Range(1.0, 7 * 24 * 3600.0),
     "checkpoint.every_steps": Range(1, INT64_MAX, hint="null saves only at the end and on a stop"),
     "checkpoint.keep_every_steps": Range(1, INT64_MAX, hint="null keeps no numbered copies"),
     "log.every_steps": COUNT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -39,14 +40,16 @@ def pick_device(choice: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def init_distributed(device_choice: str) -> DistInfo:
-    """Join the torchrun process group if launched by torchrun (gloo on CPU, nccl on GPU)."""
+def init_distributed(device_choice: str, timeout: timedelta | None = None) -> DistInfo:
+    """Join the torchrun process group if launched by torchrun (gloo on CPU, nccl on GPU);
+    ``timeout``: how long a collective may wait for the other ranks (None: torch's default)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device_choice, local_rank)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=timeout)
     return DistInfo(rank, world, local_rank, device)
 
 

@@ -46,6 +46,7 @@ from vssl_core.engine.optim import (
 from vssl_core.engine.run import RunContext
 from vssl_core.engine.rundir import lock_run_dir, resolve_run_dir
 from vssl_core.engine.signals import StopRequest
+from vssl_core.engine.watchdog import NoWatch, backend_timeout, watch_ranks
 from vssl_core.engine.writes import RunLogFile, writing
 from vssl_core.plugins import PluginHost
 from vssl_core.recipe import dump_yaml
@@ -184,11 +185,14 @@ class Trainer:
         self.loggers = []
         self._log_file: RunLogFile | None = None
         self.run_lock = None
+        self.progress = NoWatch()
 
     # ------------------------------------------------------------------------------- set-up
     def _setup(self) -> None:
         cfg = self.config
-        self.dist = init_distributed(cfg.train.device)
+        timeout_s = cfg.train.collective_timeout_s
+        self.dist = init_distributed(cfg.train.device, backend_timeout(timeout_s))
+        self.progress = watch_ranks(self.dist, timeout_s)  # a stalled rank ends the job, named
         if self.dist.device.type == "cpu":
             keep_freed_cpu_memory()  # no page faults re-allocating each step's tensors
         self.run_lock = lock_run_dir(cfg, self.dist)  # one writer per run directory
@@ -402,7 +406,13 @@ class Trainer:
                 self._setup()
                 stop.start_training()  # from here: finish the step, save, then stop
                 return self._fit(stop)
+            except RuntimeError as exc:  # a collective failed: name the rank that stalled
+                failure = self.progress.failure(exc)
+                if failure is None:
+                    raise
+                raise failure from exc
             finally:
+                self.progress.stop()
                 if self.run_lock is not None:
                     self.run_lock.release()
 
@@ -461,6 +471,7 @@ class Trainer:
         window = _Window()
         micro: list = []
         t_wait = time.perf_counter()
+        self.progress.enter("first step", step)  # not timed by the watchdog: it may compile
         for batch in batches:
             window.data_wait += time.perf_counter() - t_wait  # time the step waited for data
             micro.append(batch)
@@ -468,6 +479,8 @@ class Trainer:
                 t_wait = time.perf_counter()
                 continue
             torch.manual_seed(step_seed(cfg.run.seed, step, self.dist.rank))
+            if step > self.start_step:
+                self.progress.enter("compute", step)
             loss, metrics = self._forward_backward(micro)
             micro = []
             finite, stop_now, loss_value, metric_values = self._check_step(loss, metrics, stop)
@@ -481,6 +494,7 @@ class Trainer:
             self.model.after_step(step + 1)
             step += 1
             self.step = step  # for the end-of-run log line, also when a later step fails
+            self.progress.enter("after step", step)  # logging, hooks, checkpoints: not timed
             logged = None
             monitor_due = (  # not when pre-empted: the checkpoint must not wait for it
                 self.monitor is not None
@@ -506,6 +520,7 @@ class Trainer:
             if every_ckpt and step % every_ckpt == 0 and step != self.total_steps:
                 self._save(step)
             t_wait = time.perf_counter()
+            self.progress.enter("data", step)  # timed: train.collective_timeout_s
         self._save(step)
         return step, last_loss, "completed"
 
