@@ -28,6 +28,16 @@ def test_a_flipped_bit_in_a_tensor_is_refused_naming_the_file(tiny_recipe):
         ckpt.load_checkpoint(last)
 
 
+def test_evaluation_and_conversion_refuse_a_corrupt_checkpoint(tiny_recipe):
+    from vssl_core.convert import read_checkpoint
+
+    done = train_run(tiny_recipe, "train.max_steps=2")
+    last = done.run_dir / "checkpoints" / "last.pt"
+    flip_bit_in_a_tensor(last)
+    with pytest.raises(ckpt.CheckpointError, match=f"checkpoint {last} is corrupt"):
+        read_checkpoint(last)  # what vssl eval, vssl severe and vssl convert read with
+
+
 def test_resume_falls_back_to_the_newest_intact_checkpoint_and_ends_identical(tiny_recipe, caplog):
     full = train_run(tiny_recipe, "run.name=full", *SHORT)
     cut = train_run(tiny_recipe, "run.name=cut", *SHORT)
@@ -119,6 +129,20 @@ def test_a_really_full_disk_ends_with_one_message_naming_the_path(tiny_recipe, t
         assert not [p for p in folder.iterdir() if ".tmp-" in p.name]
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_a_full_disk_under_tensorboard_names_its_folder(tiny_recipe, capsys, monkeypatch):
+    from torch.utils.tensorboard import SummaryWriter
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", full)
+    code = run_cli(["train", str(tiny_recipe), "train.max_steps=2", "log.tensorboard=true"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    folder = tiny_recipe.parent / "runs" / "tiny" / "tensorboard"
+    assert f"could not write {folder}: [Errno 28] No space left on device" in err
 
 
 def ckpt_size(recipe, tmp_path) -> int:

@@ -10,7 +10,7 @@ import sys
 import torch
 from kit import faults
 from kit.cli import run_cli
-from kit.runs import cli_env, last_weights, train_run
+from kit.runs import cli_env, last_weights, same_weights, train_run
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resumes_exactly(tiny_recipe):
@@ -48,3 +48,12 @@ def test_sigterm_during_start_up_is_reported(tiny_recipe, tmp_path):
     assert out.returncode == 143, out.stderr
     assert "SIGTERM during start-up" in out.stderr and "resume=auto" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_resume_auto_on_a_finished_run_changes_nothing(tiny_recipe):
+    """A scheduler may rerun the command after the run finished: it ends at once, same weights."""
+    done = train_run(tiny_recipe, "train.max_steps=2", "resume=auto")
+    before = last_weights(done.run_dir)
+    again = train_run(tiny_recipe, "train.max_steps=2", "resume=auto")
+    assert again.status == "completed" and again.step == 2
+    assert same_weights(before, last_weights(again.run_dir))

@@ -113,9 +113,9 @@ def save_atomic(obj: dict, path: Path, keep_previous: bool = False) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         cause = recorder.error if recorder is not None and recorder.error else exc
-        if not isinstance(cause, OSError) and isinstance(exc.__context__, Exception):
-            # not the disk: an exception raised inside torch.save's writes (a signal handler's,
-            # such as torch's for a dead loader worker) comes out as "unexpected pos"
+        if not isinstance(cause, OSError) and isinstance(exc.__context__, BaseException):
+            # not the disk: an exception raised inside torch.save's writes (a signal handler's:
+            # torch's for a dead loader worker, a second Ctrl-C) comes out as "unexpected pos"
             raise exc.__context__ from exc
         raise CheckpointWriteError(write_failure(path, cause, _kept(path))) from exc
 

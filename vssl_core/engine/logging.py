@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from pathlib import Path
 
 from tqdm import tqdm
@@ -81,28 +82,51 @@ class TensorBoardLogger:
 
     def __init__(self) -> None:
         self.writer = None
+        self.folder: Path | None = None
 
     @hookimpl
     def vssl_train_start(self, run: RunContext) -> None:
         if run.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(
-                log_dir=str(run.run_dir / "tensorboard"), purge_step=run.start_step
-            )  # purge_step 0: a fresh start hides the events of a crashed earlier attempt
+            _quiet_writer_thread_errors()
+            self.folder = run.run_dir / "tensorboard"
+            with writing(self.folder):
+                self.writer = SummaryWriter(
+                    log_dir=str(self.folder), purge_step=run.start_step
+                )  # purge_step 0: a fresh start hides the events of a crashed earlier attempt
 
     @hookimpl
     def vssl_step_end(self, run: RunContext, step: int, metrics: dict | None) -> None:
         if self.writer is not None and metrics is not None:
-            for key, value in metrics.items():
-                if isinstance(value, int | float):
-                    self.writer.add_scalar(f"train/{key}", value, step)
+            with writing(self.folder):  # a failed write of the writer's thread surfaces here
+                for key, value in metrics.items():
+                    if isinstance(value, int | float):
+                        self.writer.add_scalar(f"train/{key}", value, step)
 
     @hookimpl
     def vssl_train_end(self, run: RunContext, step: int, status: str) -> None:
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            writer, self.writer = self.writer, None
+            with writing(self.folder):
+                writer.close()
+
+
+def _quiet_writer_thread_errors() -> None:
+    """TensorBoard's writer thread keeps a failed write (a full disk) for the training thread,
+    which reports it naming the folder, and also re-raises it, which Python prints as a thread
+    traceback: leave that one out."""
+    previous = threading.excepthook
+    if getattr(previous, "vssl_quiet", False):
+        return
+
+    def hook(args) -> None:
+        writer_thread = type(args.thread).__name__ == "_AsyncWriterThread"
+        if not (writer_thread and isinstance(args.exc_value, OSError)):
+            previous(args)
+
+    hook.vssl_quiet = True
+    threading.excepthook = hook
 
 
 class ProgressBar:

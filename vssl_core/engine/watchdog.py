@@ -104,7 +104,7 @@ class RankWatch(NoWatch):
             self._publish()
             phase, step, since = self.state
             if phase in ARMED and not self.failing and time.monotonic() - since > self.timeout_s:
-                self._fire(step, time.monotonic() - since)
+                self._fire(time.monotonic() - since)
 
     def _publish(self) -> None:
         phase, step, since = self.state
@@ -114,14 +114,16 @@ class RankWatch(NoWatch):
         except Exception:  # the store went away with the job; the timeout still applies
             pass
 
-    def _fire(self, step: int, waited: float) -> None:
-        text = self.explain(
-            f"no progress for {waited:.0f} s (train.collective_timeout_s={self.timeout_s:g})"
-        )
-        print(f"error: {text}", file=sys.stderr, flush=True)
-        if self.rank == 0:
-            log.error("%s", text)  # also in train.log
-        os._exit(EXIT_STALLED)
+    def _fire(self, waited: float) -> None:
+        try:
+            text = self.explain(
+                f"no progress for {waited:.0f} s (train.collective_timeout_s={self.timeout_s:g})"
+            )
+            print(f"error: {text}", file=sys.stderr, flush=True)
+            if self.rank == 0:
+                log.error("%s", text)  # also in train.log (which may be on a full disk)
+        finally:
+            os._exit(EXIT_STALLED)  # whatever happened above, this rank must end
 
     # -------------------------------------------------------------------- the message
     def _read_all(self) -> dict[int, dict]:
@@ -177,8 +179,9 @@ def _culprits(me: int, own: dict, before: dict, after: dict, world_size: int) ->
     behind = [r for r in sorted(records) if r not in dead and _position(records[r]) < top]
     silent = [r for r in range(world_size) if r not in records]
     notes = [
-        f"rank {r} stopped responding {_doing(after[r]['phase'], int(after[r]['step']))} "
-        "(killed, out of memory or frozen; see its output)"
+        f"rank {r} stopped responding (last heard from "
+        f"{_doing(after[r]['phase'], int(after[r]['step']))}, up to {PUBLISH_S:g} s before; "
+        "killed, out of memory or frozen: see its output)"
         for r in dead
     ]
     notes += [
