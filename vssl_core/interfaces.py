@@ -317,6 +317,47 @@ class Monitor:
         raise NotImplementedError(f"{type(self).__name__} must implement measure")
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """The run an objective trains in: its length and where it starts. The trainer hands it to
+    :meth:`Objective.begin_run` before the first step (also after a resume, with the same length
+    and ``start_step`` the checkpoint's step), so a schedule over the run (an EMA momentum, a
+    teacher temperature) needs no hook and no unwrapping of DDP.
+
+    ``total_steps`` optimizer steps in all (``train.max_steps`` or epochs x steps per epoch);
+    ``steps_per_epoch`` optimizer steps per pass over the dataset; ``start_step`` completed steps
+    when this process started training (0 for a new run).
+    """
+
+    total_steps: int
+    steps_per_epoch: int
+    start_step: int = 0
+
+    def __post_init__(self) -> None:
+        if self.total_steps < 1 or self.steps_per_epoch < 1:
+            raise ValueError(
+                f"RunInfo: total_steps ({self.total_steps}) and steps_per_epoch "
+                f"({self.steps_per_epoch}) must be >= 1"
+            )
+        if not 0 <= self.start_step <= self.total_steps:
+            raise ValueError(
+                f"RunInfo: start_step {self.start_step} must be in 0..{self.total_steps}"
+            )
+
+    @property
+    def epochs(self) -> float:
+        """The run's length in epochs (fractional when ``train.max_steps`` cuts an epoch)."""
+        return self.total_steps / self.steps_per_epoch
+
+    def epoch(self, step: int) -> int:
+        """The epoch (from 0) that optimizer step ``step`` (completed steps before it) is in."""
+        return step // self.steps_per_epoch
+
+    def fraction(self, step: int) -> float:
+        """``step / total_steps``: 0 at the start of the run, 1 at its end."""
+        return step / self.total_steps
+
+
 @dataclass
 class ObjectiveOutput:
     """The loss to minimise and detached scalars worth logging (e.g. a second loss term)."""
@@ -327,11 +368,47 @@ class ObjectiveOutput:
 
 class Objective(nn.Module):
     """Base for objective components. An objective owns its backbone (``self.backbone``), every
-    method-specific module, its loss and its on-device batch transforms. The trainer only calls
-    ``views()``, ``forward(batch)`` and ``after_step(step)``.
+    method-specific module, its loss and its on-device batch transforms. The trainer calls
+    ``begin_run(run)`` once, then for every optimizer step ``set_run_step(step)``,
+    ``forward(batch)`` (once per micro-batch) and ``after_step(step + 1)``.
+
+    Where the run is: ``self.run`` (a :class:`RunInfo`: total steps, steps per epoch, start
+    step; None until ``begin_run``) for code outside ``forward`` (``after_step``, an EMA), and
+    ``self.run_step``, a 0-dim int64 buffer on the model's device holding the index of the step
+    being computed (completed steps before it), for code inside ``forward``: the trainer fills it
+    in place, so a ``torch.compile``d forward reads the new value without recompiling, and a
+    DDP-wrapped objective reads it as itself. It is not saved (a resume sets it from the
+    checkpoint's step).
     """
 
     backbone: nn.Module
+    run: RunInfo | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("run_step", torch.zeros((), dtype=torch.int64), persistent=False)
+
+    def begin_run(self, run: RunInfo) -> None:
+        """Called by the trainer before the first step (of a new or a resumed run); keeps
+        ``run`` as ``self.run`` and sets ``run_step``. Override to precompute a schedule (call
+        ``super().begin_run(run)``)."""
+        self.run = run
+        self.set_run_step(run.start_step)
+
+    def set_run_step(self, step: int) -> None:
+        """Called by the trainer before each optimizer step's forwards: ``step`` completed
+        optimizer steps so far. Writes ``run_step`` in place (no host sync, no recompile)."""
+        self.run_step.fill_(step)
+
+    def run_fraction(self) -> torch.Tensor:
+        """``run_step / total_steps`` as a 0-dim float32 tensor, for schedules inside
+        ``forward``; raises until the run is known."""
+        if self.run is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: the run's length is known once training starts "
+                "(Objective.begin_run); outside the trainer call begin_run(RunInfo(...)) first"
+            )
+        return self.run_step.float() / self.run.total_steps
 
     def views(self) -> ViewSpec:
         raise NotImplementedError(f"{type(self).__name__} must implement views()")

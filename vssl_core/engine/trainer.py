@@ -43,6 +43,7 @@ from vssl_core.engine.optim import (
     scale_lr,
 )
 from vssl_core.engine.run import RunContext
+from vssl_core.interfaces import RunInfo
 from vssl_core.plugins import PluginHost
 from vssl_core.recipe import dump_yaml
 
@@ -276,6 +277,8 @@ class Trainer:
         self.start_step = 0
         if resume_from is not None:
             self.start_step = self._restore(resume_from)
+        # the objective learns the run's length and position itself (before DDP and compile)
+        self.model.begin_run(RunInfo(self.total_steps, self.steps_per_epoch, self.start_step))
 
         self.ddp = self.model
         if self.dist.distributed:
@@ -491,6 +494,7 @@ class Trainer:
                 t_wait = time.perf_counter()
                 continue
             torch.manual_seed(step_seed(cfg.run.seed, step, self.dist.rank))
+            self.model.set_run_step(step)  # in place: a compiled forward does not recompile
             loss, metrics = self._forward_backward(micro)
             micro = []
             finite, stop_now, loss_value, metric_values = self._check_step(loss, metrics, stop)
