@@ -331,6 +331,11 @@ def validate_recipe(recipe: dict, registry: Registry, source: str = "recipe") ->
         problems += _check_optimizer(out["optim"])
     if not problems:
         problems += _check_pairing(out, registry)
+    if not problems:
+        from vssl_core.contracts import check_backbone_statically
+
+        broken = check_backbone_statically(registry, out["backbone"])
+        problems += [f"backbone: {broken}"] if broken else []
     if problems:
         raise RecipeValidationError(problems, source)
     return out

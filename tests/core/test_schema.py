@@ -158,7 +158,10 @@ def test_objective_backbone_capability_mismatch_names_backbones_that_fit(host):
     assert "objective 'mae' needs a backbone with token_mask, which 'cnn' lacks" in p
     assert "backbones that have it: vit_a, vit_b" in p
     recipe["backbone"]["name"] = "vit_b"
-    validate_recipe(recipe, reg)
+    with pytest.raises(RecipeValidationError) as err:  # the pairing fits; the factory does not
+        validate_recipe(recipe, reg)
+    (p,) = err.value.problems
+    assert "backbone 'vit_b' (plugin 'p', NoneType)" in p and "not a torch.nn.Module" in p
 
 
 def test_builtin_vits_declare_token_masking(host):
