@@ -165,3 +165,18 @@ def test_export_refuses_what_it_cannot_write_and_never_overwrites(host, tmp_path
     assert "not an empty folder; nothing was overwritten" in capsys.readouterr().err
     assert main(["convert", "--to", "videomae", str(tmp_path / "ft.pt"), str(tmp_path / "b")]) == 2
     assert "can be read, not written; --to takes videomae_hf" in capsys.readouterr().err
+
+
+def test_an_official_videomae_file_is_written_with_the_backbone_named(host, tmp_path):
+    from vssl_core.build import build
+
+    ours = randomized(build(host.registry, "backbone", BACKBONE))
+    official = {"model": {f"encoder.{k}": v for k, v in ours.state_dict().items()}}
+    torch.save(official, tmp_path / "checkpoint-799.pth")
+    spec = "{name: vit_tiny, img_size: 32, num_frames: 4, patch_size: 16, depth: 2}"
+    args = ["convert", "--to", "videomae_hf", "--backbone", spec]
+    assert main([*args, str(tmp_path / "checkpoint-799.pth"), str(tmp_path / "hf")]) == 0
+    hf = transformers.VideoMAEModel.from_pretrained(tmp_path / "hf")
+    for i, layer in enumerate(hf.encoder.layer):
+        qkv = ours.blocks[i].attn.qkv.weight
+        assert torch.equal(layer.attention.attention.key.weight, qkv[192:384])
