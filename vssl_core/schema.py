@@ -125,6 +125,8 @@ class RecipeSchema:
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     log: LogSection = field(default_factory=LogSection)
     resume: bool | str = False  # true: continue <run dir>/checkpoints/last.pt; or a checkpoint path
+    init_from: str | None = None  # a new run from these weights (any vssl convert format)
+    init_from_format: str = "auto"  # init_from's format (vssl convert --list); auto: detected
     eval: EvalSection = field(default_factory=EvalSection)  # downstream evaluation (vssl eval)
     monitor: dict = field(default_factory=dict)  # a component measured during training; {}: none
 

@@ -34,6 +34,7 @@ from vssl_core.engine.distributed import (
     init_distributed,
     shutdown,
 )
+from vssl_core.engine.init_from import build_initialized
 from vssl_core.engine.logging import MetricsFileLogger, ProgressBar, TensorBoardLogger
 from vssl_core.engine.optim import (
     build_optimizer,
@@ -236,7 +237,13 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
 
         self.dataset = build_dataset(self.host.registry, cfg.data)
-        self.model = build_objective(self.host.registry, cfg.data).to(self.dist.device)
+        if resume_from is None:  # a resume restores its own weights: init_from is not read
+            self.model, loaded = build_initialized(self.host.registry, cfg.data, self.host)
+        else:
+            self.model, loaded = build_objective(self.host.registry, cfg.data), ""
+        self.model = self.model.to(self.dist.device)
+        if loaded and self.dist.is_main:
+            log.info("%s", loaded)
         self.views = self.model.views()
         self.layout = BatchLayout.from_recipe(
             cfg.batch.global_size, cfg.batch.per_rank, self.dist.world_size
