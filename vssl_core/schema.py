@@ -79,7 +79,7 @@ class TrainSection:
         None  # train this many steps instead of epochs (the schedule spans them)
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU of this rank if any
-    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     grad_clip: float | None = None  # max global gradient norm
     nonfinite_loss: Literal["error", "skip"] = "error"  # skip: drop that update and go on
     find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step

@@ -43,6 +43,7 @@ from vssl_core.engine.optim import (
     match_state_layouts,
     scale_lr,
 )
+from vssl_core.engine.precision import LossScaling
 from vssl_core.engine.run import RunContext
 from vssl_core.interfaces import RunInfo
 from vssl_core.plugins import PluginHost
@@ -142,13 +143,6 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     Randomness that must agree across ranks is drawn on rank 0 and broadcast (shuffle-BN)."""
     state = np.random.SeedSequence([seed, step, rank, 0x57E9]).generate_state(2, np.uint32)
     return int(state[0]) << 31 | int(state[1]) >> 1  # < 2**63
-
-
-def _autocast(device: torch.device, precision: str):
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
@@ -281,6 +275,7 @@ class Trainer:
             ),
             self.total_steps,
         )
+        self.precision = LossScaling(self.dist.device, tr.precision)
         self.start_step = 0
         if resume_from is not None:
             self.start_step = self._restore(resume_from)
@@ -389,6 +384,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         match_state_layouts(self.optimizer)  # the checkpoint may be in the other memory layout
         self.scheduler.load_state_dict(state["scheduler"])
+        self.precision.load_state_dict(state.get("scaler"))
         ckpt.set_rng_state(state["rng"])
         if self.dist.is_main:
             log.info("resumed from %s at step %d", path, state["step"])
@@ -408,9 +404,9 @@ class Trainer:
             batch = normalize_on_device(batch, self.views)
             sync = i == accum - 1 or not self.dist.distributed
             with contextlib.nullcontext() if sync else self.ddp.no_sync():
-                with _autocast(self.dist.device, self.train_cfg.precision):
+                with self.precision.autocast():
                     out = self.ddp(batch)
-                (out.loss / accum).backward()
+                self.precision.backward(out.loss / accum)  # scaled with fp16
             loss_sum += out.loss.detach().float() / accum
             for k, v in out.metrics.items():
                 metric_sums[k] = metric_sums.get(k, 0) + v.detach().float() / accum
@@ -437,8 +433,9 @@ class Trainer:
 
     def _optimizer_step(self) -> None:
         if self.train_cfg.grad_clip is not None:
+            self.precision.unscale_(self.optimizer)  # clip the true gradients
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip)
-        self.optimizer.step()
+        self.precision.step(self.optimizer)  # fp16: skipped if a gradient overflowed
         self.scheduler.step()
 
     # ------------------------------------------------------------------------------- loop
@@ -598,6 +595,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.precision.state_dict(),  # fp16's loss scale (None otherwise)
             "rng": ckpt.rng_state(),
             "recipe": self.config.data,
             "world_size": self.dist.world_size,
