@@ -98,6 +98,8 @@ class LogSection:
     every_steps: int = 10  # metrics.jsonl / TensorBoard / progress-bar cadence
     progress_bar: bool = True  # loss, lr, clips/s and ETA on stderr (rank 0)
     tensorboard: bool = True  # event files in <run dir>/tensorboard
+    csv: bool = False  # <run dir>/metrics.csv, one row per logging step (columns grow)
+    loggers: list[dict] = field(default_factory=list)  # logger components: [{name: wandb, ...}]
 
 
 @dataclass
@@ -142,6 +144,8 @@ COMPONENT_PATHS: dict[str, str] = {
     "eval.val_dataset": "dataset",
     "monitor": "monitor",
 }
+# where a list of components lives in a recipe -> their kind
+COMPONENT_LIST_PATHS: dict[str, str] = {"log.loggers": "logger"}
 # component paths a recipe may leave empty ({}: the consumer's default)
 OPTIONAL_COMPONENTS = {
     "data.decoder",
@@ -267,6 +271,13 @@ def _validate_section(value: Any, cls: type, path: str, registry: Registry) -> t
         elif sub_path in COMPONENT_PATHS:
             out[key], errs = validate_component(sub, COMPONENT_PATHS[sub_path], sub_path, registry)
             problems += errs
+        elif sub_path in COMPONENT_LIST_PATHS and isinstance(sub, list):
+            kind = COMPONENT_LIST_PATHS[sub_path]
+            checked = [
+                validate_component(s, kind, f"{sub_path}[{i}]", registry) for i, s in enumerate(sub)
+            ]
+            out[key] = [spec for spec, _ in checked]
+            problems += [p for _, errs in checked for p in errs]
         elif dataclasses.is_dataclass(hints[key]):
             out[key], errs = _validate_section(sub, hints[key], sub_path, registry)
             problems += errs

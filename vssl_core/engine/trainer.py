@@ -35,7 +35,12 @@ from vssl_core.engine.distributed import (
     shutdown,
 )
 from vssl_core.engine.init_from import build_initialized
-from vssl_core.engine.logging import MetricsFileLogger, ProgressBar, TensorBoardLogger
+from vssl_core.engine.logging import (
+    CsvLogger,
+    MetricsFileLogger,
+    ProgressBar,
+    TensorBoardLogger,
+)
 from vssl_core.engine.optim import (
     build_optimizer,
     build_scheduler,
@@ -222,6 +227,11 @@ class Trainer:
     # ------------------------------------------------------------------------------- set-up
     def _setup(self) -> None:
         cfg = self.config
+        # logger components (W&B, MLflow, ...) first: a missing package stops before any work
+        self.logger_components = [
+            (f"vssl.logger.{spec['name']}", build(self.host.registry, "logger", spec))
+            for spec in cfg.log.loggers
+        ]
         self.dist = init_distributed(cfg.train.device)
         if self.dist.device.type == "cpu":
             keep_freed_cpu_memory()  # no page faults re-allocating each step's tensors
@@ -469,6 +479,9 @@ class Trainer:
         plugins: list[tuple[str, object]] = [("vssl.metrics_file", MetricsFileLogger())]
         if lg.tensorboard:
             plugins.append(("vssl.tensorboard", TensorBoardLogger()))
+        if lg.csv:
+            plugins.append(("vssl.csv", CsvLogger()))
+        plugins += self.logger_components  # log.loggers (W&B, MLflow, ...), built in _setup
         if lg.progress_bar:
             plugins.append(("vssl.progress", ProgressBar()))
         return plugins
