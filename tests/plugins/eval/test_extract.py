@@ -9,18 +9,11 @@ from vssl_core.cli.main import main
 from vssl_core.data.video_writer import write_video
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+@pytest.fixture
+def trained(tiny_recipe):
     """A 2-step tiny run whose checkpoint stores its recipe."""
-    import yaml
-    from conftest import TINY
-
-    root = tmp_path_factory.mktemp("extract")
-    recipe = {**TINY, "run": {"name": "tiny", "output_root": str(root / "runs")}}
-    recipe["train"] = {"max_steps": 2}
-    (root / "tiny.yaml").write_text(yaml.safe_dump(recipe))
-    result = vssl.train(root / "tiny.yaml")
-    return root, result.run_dir / "checkpoints" / "last.pt"
+    result = vssl.train(tiny_recipe, {"train.max_steps": 2})
+    return tiny_recipe.parent, result.run_dir / "checkpoints" / "last.pt"
 
 
 def test_a_training_checkpoint_extracts_its_own_dataset(trained, capsys):
