@@ -82,7 +82,7 @@ def test_the_up_is_the_shading_of_the_object_that_moves():
         luma = brightness(frame_hw3)
         all_dy.append(np.diff(luma, axis=0)[figure[1:] & figure[:-1]].mean())
         all_dx.append(np.diff(luma, axis=1)[figure[:, 1:] & figure[:, :-1]].mean())
-    assert np.median(top_over_bottom) > 1.25 and min(top_over_bottom) > 1.05  # 0.4: 1.39
+    assert np.median(top_over_bottom) > 1.5 and min(top_over_bottom) > 1.05  # 0.6: 1.74
     # a still frame (all four objects) has no up, no down and no side
     scale = abs(np.mean(mover_dy))
     assert abs(np.mean(all_dy)) < 0.3 * scale and abs(np.mean(all_dx)) < 0.3 * scale
@@ -92,7 +92,7 @@ def test_the_arrow_of_time_is_the_object_slowing_down():
     ds = MovingShapes(num_samples=20, num_classes=4, num_frames=32, size=64)
     for i in range(20):
         step_T = np.abs(np.diff(ds[i].video.top_left_T2, axis=0)).sum(axis=1)
-        assert step_T[:8].sum() > 1.6 * step_T[-8:].sum()  # 1.6 -> 0.4 x the mean speed
+        assert step_T[:8].sum() > 3 * step_T[-8:].sum()  # 1.8 -> 0.2 x the mean speed
 
 
 def test_appearance_does_not_identify_a_video_but_its_motion_does():
