@@ -226,3 +226,43 @@ def test_the_expandable_row_is_skipped_when_the_user_already_expands(gpu_through
     knobs = g.Knobs(expandable_segments=True)
     reason = g.skip_reason(g.WORKLOADS["sigma_mlp_vit_b"], knobs, torch.device("cuda"), None)
     assert "already turns expandable segments on" in reason
+
+
+def test_vssl_is_compared_with_transformers_eager_to_eager_and_compiled_to_compiled(
+    gpu_throughput,
+):
+    def row(workload, label, rate, status="ok"):
+        return {"workload": workload, "label": label, "clips_per_s": rate, "status": status}
+
+    rows = [
+        row("videomae_vit_b", "default", 1200.0),
+        row("hf_videomae_vit_b", "default", 600.0),
+        row("videomae_vit_b", "compile", 1600.0),
+        row("hf_videomae_vit_b", "compile", 1000.0),
+        row("videomae_vit_b", "fp32", 300.0),  # no transformers row with these knobs
+        row("sigma_mlp_vit_b", "default", 500.0),
+    ]
+    ratios = gpu_throughput.add_comparisons(rows)
+    assert ratios == {"eager_vs_eager": 2.0, "compiled_vs_compiled": 1.6}
+    mine = {r["label"]: r for r in rows if r["workload"] == "videomae_vit_b"}
+    assert mine["compile"]["vs_transformers"] == pytest.approx(1600 / 600)  # vs eager, as before
+    assert "vs_transformers_same_knobs" not in mine["fp32"]
+    assert "vs_transformers" not in rows[-1]
+    # a compiled transformers row that did not run: no compiled ratio, the eager one stays
+    rows[3]["status"] = "failed"
+    assert gpu_throughput.add_comparisons(rows) == {"eager_vs_eager": 2.0}
+
+
+@pytest.mark.slow
+def test_the_compiled_transformers_row_runs_on_a_cpu_when_asked(gpu_throughput, tmp_path, capsys):
+    """The fair race's new row at a tiny size: transformers' VideoMAE under torch.compile, with
+    the graph breaks it takes (its boolean-mask indexing has a data-dependent size)."""
+    path = tmp_path / "gpu.json"
+    argv = ["--tiny", "--cpu", "--cpu-compile", "--rows", "hf_videomae_vit_b"]
+    argv += ["--labels", "compile", "--json", str(path)]
+    assert gpu_throughput.main(argv) == 0
+    (row,) = json.loads(path.read_text())["rows"]
+    assert (row["impl"], row["label"], row["status"]) == ("hf", "compile", "ok"), row
+    assert row["clips_per_s"] > 0 and row["compiled_graphs"] >= 1
+    assert bool(row["graph_breaks"]) == bool(row["graph_break_reasons"])
+    assert "graph breaks" in capsys.readouterr().out
