@@ -51,6 +51,7 @@ import inspect
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,9 +60,17 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LossOf, describe_device, fvcore_forward_macs, synthetic_batch  # noqa: E402
+import timeline  # noqa: E402
+from common import (  # noqa: E402
+    HostSyncCounter,
+    LossOf,
+    describe_device,
+    fvcore_forward_macs,
+    synthetic_batch,
+)
 
 from vssl_core.build import build_objective  # noqa: E402
 from vssl_core.data.clips import normalize_on_device, normalize_uint8  # noqa: E402
@@ -313,21 +322,30 @@ class TrainRun:
             self.forward_fn = torch.compile(self.forward_fn, mode=knobs.compile_mode)
 
     def step(self) -> None:
-        batch = self.make_batch()
-        if self.knobs.compile and self.knobs.compile_mode == "reduce-overhead":
-            # a new training step: the previous step's graph outputs may be overwritten
-            torch.compiler.cudagraph_mark_step_begin()
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.knobs.bf16):
-            with attention_backend(self.knobs):
-                loss = self.forward_fn(batch)
-        loss.backward()
-        if self.workload.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.workload.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.steps += 1
-        if hasattr(self.model, "after_step"):
-            self.model.after_step(self.steps)
+        """One optimizer step, its phases marked for the profiler (``PHASES``; a record_function
+        costs about a microsecond when no profiler runs)."""
+        with record_function("vssl.step"):
+            with record_function("vssl.data"):
+                batch = self.make_batch()
+            if self.knobs.compile and self.knobs.compile_mode == "reduce-overhead":
+                # a new training step: the previous step's graph outputs may be overwritten
+                torch.compiler.cudagraph_mark_step_begin()
+            with record_function("vssl.forward"):
+                with torch.autocast(self.device.type, torch.bfloat16, enabled=self.knobs.bf16):
+                    with attention_backend(self.knobs):
+                        loss = self.forward_fn(batch)
+            with record_function("vssl.backward"):
+                loss.backward()
+            with record_function("vssl.optimizer"):
+                if self.workload.grad_clip is not None:
+                    params = self.model.parameters()
+                    torch.nn.utils.clip_grad_norm_(params, self.workload.grad_clip)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            self.steps += 1
+            with record_function("vssl.after_step"):
+                if hasattr(self.model, "after_step"):
+                    self.model.after_step(self.steps)
 
 
 Built = tuple[nn.Module, Callable[[Any], torch.Tensor], Callable[[], Any]]
@@ -472,14 +490,15 @@ def _measure(workload, knobs, batch_size, device, host, args) -> dict:
         run.step()
     if cuda:
         torch.cuda.synchronize(device)
-    retries = alloc_retries(device)
+    counts = allocator_counts(device)
     start = time.perf_counter()
     for _ in range(args.steps):
         run.step()
     if cuda:
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - start) / args.steps
-    retries = alloc_retries(device) - retries
+    counts = {k: v - counts[k] for k, v in allocator_counts(device).items()}
+    retries = counts.get("num_alloc_retries", 0)
     row: dict[str, Any] = {"batch": batch_size, "step_ms": seconds * 1e3}
     row["clips_per_s"] = batch_size / seconds
     if cuda:
@@ -489,6 +508,7 @@ def _measure(workload, knobs, batch_size, device, host, args) -> dict:
         row["act_mem_per_clip_mib"] = (peak - static) / batch_size / 2**20
         # a retry frees the allocator's cached blocks and synchronizes: the GPU idles meanwhile
         row["alloc_retries_timed"] = retries
+        row["allocator_timed"] = counts  # device mallocs / frees / all-stream syncs while timed
     if workload.impl == "hf":
         row["attn_implementation"] = getattr(run.model.config, "_attn_implementation", None)
     if knobs.compile:
@@ -510,9 +530,19 @@ def compiled_graphs() -> dict[str, Any]:
 
 def alloc_retries(device: torch.device) -> int:
     """cudaMalloc failures the caching allocator recovered from by flushing its cache."""
+    return allocator_counts(device).get("num_alloc_retries", 0)
+
+
+# the caching allocator's counters that mean host time: a cudaMalloc / cudaFree (cudaFree
+# synchronizes the device), a flush-and-retry, a wait on every stream
+ALLOCATOR_COUNTERS = ("num_alloc_retries", "num_device_alloc", "num_device_free", "num_sync_all_streams")  # fmt: skip
+
+
+def allocator_counts(device: torch.device) -> dict[str, int]:
     if device.type != "cuda":
-        return 0
-    return int(torch.cuda.memory_stats(device).get("num_alloc_retries", 0))
+        return {}
+    stats = torch.cuda.memory_stats(device)
+    return {k: int(stats.get(k, 0)) for k in ALLOCATOR_COUNTERS}
 
 
 # kernel families by name, first match wins: inductor's kernels are named after the aten ops
@@ -781,6 +811,7 @@ def profile_workload(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     steps = 1 if args.tiny else 3
+    counts = allocator_counts(device)
     with profile(activities=activities) as prof:
         start = time.perf_counter()
         for _ in range(steps):
@@ -788,11 +819,22 @@ def profile_workload(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall_ms = (time.perf_counter() - start) * 1e3 / steps
+    counts = {k: v - counts[k] for k, v in allocator_counts(device).items()}
     table = prof.key_averages().table(sort_by=sort_by, row_limit=80, max_name_column_width=70)
     json_path = Path(args.json)
     suffix = "" if knobs == DEFAULT else "_" + knobs.label().replace(", ", "_").replace(" ", "_")
     path = json_path.with_name(f"{json_path.stem}_profile_{name}{suffix}.txt")
     head = f"{name}, {knobs.label()}, batch {batch}, {steps} steps on {describe_device(device)}\n"
+    times = host_timeline(prof, steps)
+    times["allocator_counts_profiled"] = counts
+    del run
+    free_device_memory(device)
+    times["host_syncs_per_eager_step"] = host_sync_census(WORKLOADS[name], device, host, args)
+    timeline_path = path.with_name(path.stem + "_timeline.json")
+    timeline_path.write_text(json.dumps(times, indent=1) + "\n")
+    head += "\n".join(timeline.summary_lines(times)) + "\n"
+    head += f"allocator while profiled: {counts or 'n/a on a CPU'}; host syncs per eager step "
+    head += f"(benchmarks/common.py HostSyncCounter): {times['host_syncs_per_eager_step']}\n"
     if device.type == "cuda":  # where the GPU ran no kernel: host-bound stretches or syncs
         families = kernel_families(prof)
         busy = sum(families.values()) / steps
@@ -807,9 +849,35 @@ def profile_workload(
         if mfu_of is not None:
             head += mfu_ceiling_line(families, steps, batch, mfu_of)
     path.write_text(head + table + "\n")
+    return path
+
+
+def host_timeline(prof, steps: int) -> dict[str, Any]:
+    """Busy and idle device time of the profiled steps, idle gaps by cause, and the host time of
+    each phase of the step (benchmarks/timeline.py), from the profiler's trace."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trace_path = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(trace_path))
+        trace = timeline.read_trace(trace_path)
+    window = timeline.window_of_steps(trace, "vssl.step")
+    if window is None:
+        return {"error": "no vssl.step annotation in the trace"}
+    return timeline.analyze(trace, window, steps, phase_prefix="vssl.")
+
+
+def host_sync_census(workload: Workload, device, host, args) -> dict[str, int]:
+    """What in one eager step would block the host on a GPU (tensor reads, host-to-device
+    copies of Python data, data-dependent shapes), counted on a batch of 2: the counts do not
+    depend on the batch. Eager, because the counter is a TorchFunctionMode (inside a compiled
+    graph there are no such reads unless the graph breaks for them)."""
+    eager = Knobs(bf16=device.type == "cuda")
+    run = TrainRun(workload, eager, device, 2, host, args.tiny)
+    run.step()
+    with HostSyncCounter() as counter:
+        run.step()
     del run
     free_device_memory(device)
-    return path
+    return dict(counter.calls)
 
 
 def main(argv: list[str] | None = None) -> int:

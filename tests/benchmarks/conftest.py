@@ -65,3 +65,8 @@ def decoder_speed():
 @pytest.fixture(scope="session")
 def sinkhorn_speed():
     return load_script("sinkhorn_speed")
+
+
+@pytest.fixture(scope="session")
+def timeline():
+    return load_script("timeline")

@@ -266,3 +266,23 @@ def test_the_compiled_transformers_row_runs_on_a_cpu_when_asked(gpu_throughput, 
     assert row["clips_per_s"] > 0 and row["compiled_graphs"] >= 1
     assert bool(row["graph_breaks"]) == bool(row["graph_break_reasons"])
     assert "graph breaks" in capsys.readouterr().out
+
+
+def test_a_profile_attributes_the_steps_host_time_to_its_phases(gpu_throughput, tmp_path):
+    """The profile's timeline (benchmarks/timeline.py): on a CPU, the host time of each phase of
+    the step and the host-sync census of an eager step (none in VideoMAE's); on a GPU also the
+    device's idle gaps by cause."""
+    path = tmp_path / "gpu.json"
+    argv = ["--tiny", "--cpu", "--rows", "videomae_vit_b", "--labels", "default"]
+    argv += ["--profile", "videomae_vit_b", "--json", str(path)]
+    assert gpu_throughput.main(argv) == 0
+    times = json.loads((tmp_path / "gpu_profile_videomae_vit_b_timeline.json").read_text())
+    phases = times["phases_ms_per_step"]
+    steps = ("vssl.data", "vssl.forward", "vssl.backward", "vssl.optimizer", "vssl.after_step")
+    assert set(steps) <= set(phases)
+    assert sum(phases[p]["host_ms"] for p in steps) <= phases["vssl.step"]["host_ms"]
+    assert phases["vssl.forward"]["host_ms"] > 0 and phases["vssl.optimizer"]["host_ms"] > 0
+    assert "unavailable" in times["device_timeline"]
+    assert times["host_syncs_per_eager_step"] == {}
+    text = (tmp_path / "gpu_profile_videomae_vit_b.txt").read_text()
+    assert "phases, host / device ms per step: vssl.step" in text
