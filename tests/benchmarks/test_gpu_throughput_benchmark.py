@@ -286,3 +286,18 @@ def test_a_profile_attributes_the_steps_host_time_to_its_phases(gpu_throughput, 
     assert times["host_syncs_per_eager_step"] == {}
     text = (tmp_path / "gpu_profile_videomae_vit_b.txt").read_text()
     assert "phases, host / device ms per step: vssl.step" in text
+
+
+def test_an_objective_knob_reaches_the_objective_and_names_its_row(gpu_throughput, host):
+    g = gpu_throughput
+    knobs = g.Knobs(compile=True, objective=g.UINT8_INPUT)
+    assert knobs.label() == "compile, uint8_input"
+    assert g.profile_row("videomae_vit_b=compile, uint8_input") == ("videomae_vit_b", knobs)
+    with pytest.raises(SystemExit, match="no such row; labels of 'videomae_vit_b'"):
+        g.profile_row("videomae_vit_b=uint8")
+    run = g.TrainRun(g.WORKLOADS["videomae_vit_b"], g.Knobs(objective=g.UINT8_INPUT), torch.device("cpu"), 2, host, tiny=True)  # fmt: skip
+    assert not run.model.views().normalized
+    assert run.make_batch().clips[0].dtype == torch.uint8  # normalized inside the objective
+    run.step()
+    hf = g.WORKLOADS["hf_videomae_vit_b"]
+    assert g.skip_reason(hf, g.Knobs(objective=g.UINT8_INPUT), torch.device("cpu"), None)
