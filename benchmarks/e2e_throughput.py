@@ -33,7 +33,7 @@ the cores that would feed the device row's rate.
 Goal on a GPU: ffcv within 10% of the data-on-device row; PyAV's gap stated with its per-core
 cost.
 
-    python benchmarks/e2e_throughput.py --json out.json      # a GPU node: ~5 min after the data
+    python benchmarks/e2e_throughput.py --json out.json      # on a GPU node (gpu_suite.sh runs it)
     python benchmarks/e2e_throughput.py --prepare-only       # write (or check) the data only
     python benchmarks/e2e_throughput.py --tiny --json x.json # a CPU smoke run (the test's)
 """
@@ -74,7 +74,8 @@ MAX_CLASSES = 36  # the moving-shapes motion table
 GOAL_FFCV_VS_DEVICE = 0.9
 MARK = "vssl.bench.step_end"
 TINY_MODEL = [
-    "backbone={name: vit_tiny, img_size: 32, num_frames: 4, patch_size: 16, tubelet_size: 2, depth: 2}",  # noqa: E501
+    "backbone={name: vit_tiny, img_size: 32, num_frames: 4, patch_size: 16, tubelet_size: 2,"
+    " depth: 2}",
     "objective.decoder_depth=1",
 ]
 
@@ -237,7 +238,8 @@ def path_overrides(path: str, args, data: dict, repeats: int | None = None) -> l
         dataset, repeats = {"name": "ffcv_video", "path": data["beton"]}, 1
     else:
         dataset = kinetics(Path(data["root"]))
-    return [f"data.dataset={json.dumps(dataset)}", f"data.num_workers={workers}", f"data.repeats={repeats}"]  # fmt: skip
+    dataset_override = f"data.dataset={json.dumps(dataset)}"
+    return [dataset_override, f"data.num_workers={workers}", f"data.repeats={repeats}"]
 
 
 def warm_steps(path: str, args) -> int:
@@ -285,10 +287,12 @@ def train_row(path: str, args, data: dict) -> dict[str, Any]:
     row["run_s"] = time.perf_counter() - start
     t0, t1 = hooks.times.get(warm), hooks.times.get(warm + args.steps)
     if result.status != "completed" or t0 is None or t1 is None:
-        return {**row, "status": "failed", "reason": f"the run ended {result.status} at step {result.step}"}  # fmt: skip
+        reason = f"the run ended {result.status} at step {result.step}"
+        return {**row, "status": "failed", "reason": reason}
     row["step_ms"] = (t1 - t0) * 1e3 / args.steps
     row["clips_per_s"] = args.batch * args.steps / (t1 - t0)
-    logged = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
+    metrics = (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(line) for line in metrics]
     timed = [m for m in logged if warm < m["step"] <= warm + args.steps]
     row["data_wait"] = statistics.mean(m["data_wait"] for m in timed) if timed else None
     row["last_loss"] = result.last_loss
@@ -387,7 +391,7 @@ def markdown(report: dict) -> str:
         f"{meta['seconds']:g} s at {meta['size']}x{meta['size']}"
         + ("; TINY sizes (smoke run, not a measurement)" if meta["tiny"] else ""),
         "",
-        "| row | path | workers | repeats | clips/s | x device | data_wait | GPU busy | clips per core-s | cores for the device rate |",  # noqa: E501
+        "| row | path | workers | repeats | clips/s | x device | data_wait | GPU busy | clips per core-s | cores for the device rate |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     device = next(
@@ -395,7 +399,7 @@ def markdown(report: dict) -> str:
             r["clips_per_s"]
             for r in rows
             if r["kind"] == "train" and r["path"] == "device" and "clips_per_s" in r
-        ),  # noqa: E501
+        ),
         None,
     )
 
@@ -406,7 +410,7 @@ def markdown(report: dict) -> str:
         if r.get("status") != "ok":
             lines.append(
                 f"| {r['kind']} | {r['path']} | | | {r.get('status')}: {r.get('reason')} | | | | | |"
-            )  # noqa: E501
+            )
             continue
         ratio = r["clips_per_s"] / device if device and r["kind"] == "train" else None
         busy = r.get("gpu_busy_fraction")
@@ -421,7 +425,7 @@ def markdown(report: dict) -> str:
         ok = "met" if s["goal_ffcv_within_10pct"] else "NOT met"
         lines.append(
             f"\nffcv / device: {s['ffcv_vs_device']:.2f} (goal >= {GOAL_FFCV_VS_DEVICE}: {ok})"
-        )  # noqa: E501
+        )
     if "pyav_vs_device" in s:
         lines.append(f"PyAV / device: {s['pyav_vs_device']:.2f}")
     for r in rows:
@@ -438,20 +442,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
         "--data", type=Path, default=Path("/tmp/vssl_e2e_data"), help="data folder (reused)"
-    )  # noqa: E501
+    )
     p.add_argument("--videos", type=int, default=2016, help="videos (36 classes x 56)")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--size", type=int, default=256, help="frame side (square), also the .beton's")
     p.add_argument(
         "--paths", default=",".join(PATHS), help="comma-separated rows: device,ffcv,pyav"
-    )  # noqa: E501
+    )
     p.add_argument("--repeats", type=int, default=4, help="data.repeats of the PyAV row")
     p.add_argument("--batch", type=int, default=256, help="clips per step (one GPU)")
-    p.add_argument("--workers", type=int, default=max(1, cpus - 2), help="loader workers / threads")  # noqa: E501
+    p.add_argument("--workers", type=int, default=max(1, cpus - 2), help="loader workers / threads")
     p.add_argument("--prep-workers", type=int, default=cpus, help="processes writing the data")
     p.add_argument(
         "--warmup", type=int, default=5, help="steps for the compile, before the prefetch drain"
-    )  # noqa: E501
+    )
     p.add_argument("--steps", type=int, default=10, help="timed steps per row")
     p.add_argument("--profile-steps", type=int, default=3, help="profiled steps after (GPU)")
     p.add_argument(
@@ -459,13 +463,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=None,
         help="timed loader batches (default 2 x workers)",
-    )  # noqa: E501
+    )
     p.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="train.compile (default: on a GPU)",
-    )  # noqa: E501
+    )
     p.add_argument("--recipe", type=Path, default=RECIPE)
     p.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
     p.add_argument("--budget-s", type=float, default=480.0, help="skip rows after this")
@@ -524,7 +528,7 @@ def main(argv=None) -> int:
         if time.perf_counter() - started > args.budget_s:
             report["rows"].append(
                 {**head, "status": "skipped", "reason": f"time budget of {args.budget_s} s spent"}
-            )  # noqa: E501
+            )
         elif base == "ffcv" and ffcv_missing():
             report["rows"].append({**head, "status": "skipped", "reason": ffcv_missing()})
         else:
@@ -539,7 +543,7 @@ def main(argv=None) -> int:
                             if r["kind"] == "train" and r["path"] == "device"
                         ),
                         None,
-                    )  # noqa: E501
+                    )
                     repeats = 1 if path == "pyav_x1" else (args.repeats if base == "pyav" else 1)
                     row = loader_row(base, args, data, repeats, device_rate)
                     row["path"] = path
@@ -548,7 +552,7 @@ def main(argv=None) -> int:
             report["rows"].append(row)
         print(
             f"[{time.perf_counter() - started:6.1f} s] {one_line(report['rows'][-1])}", flush=True
-        )  # noqa: E501
+        )
         write(report, args.json)
     report["summary"] = summarize(report["rows"])
     write(report, args.json)

@@ -548,7 +548,12 @@ def alloc_retries(device: torch.device) -> int:
 
 # the caching allocator's counters that mean host time: a cudaMalloc / cudaFree (cudaFree
 # synchronizes the device), a flush-and-retry, a wait on every stream
-ALLOCATOR_COUNTERS = ("num_alloc_retries", "num_device_alloc", "num_device_free", "num_sync_all_streams")  # fmt: skip
+ALLOCATOR_COUNTERS = (
+    "num_alloc_retries",
+    "num_device_alloc",
+    "num_device_free",
+    "num_sync_all_streams",
+)
 
 
 def allocator_counts(device: torch.device) -> dict[str, int]:
@@ -1053,7 +1058,8 @@ def markdown(report: Report) -> str:
         )
     ratios = meta.get("vs_transformers", {})
     lines += [""] if ratios else []
-    for key, words in (("eager_vs_eager", "eager vs eager"), ("compiled_vs_compiled", "compiled vs compiled")):  # fmt: skip
+    races = (("eager_vs_eager", "eager vs eager"), ("compiled_vs_compiled", "compiled vs compiled"))
+    for key, words in races:
         ratio = ratios.get(key)
         if ratio is not None:
             lines.append(

@@ -314,7 +314,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     else:
         lines.append(result["device_timeline"])
     lines.append("blocking calls per step, ms: " + top(result["blocking_calls_per_step"], key="ms"))
-    lines.append("allocator calls per step, ms: " + top(result["allocator_calls_per_step"], key="ms"))  # fmt: skip
+    allocator = top(result["allocator_calls_per_step"], key="ms")
+    lines.append("allocator calls per step, ms: " + allocator)
     phases = result["phases_ms_per_step"]
     lines.append(
         "phases, host / device ms per step: "

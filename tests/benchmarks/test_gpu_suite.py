@@ -41,4 +41,4 @@ def test_the_suite_asks_for_rows_and_profiles_that_exist(gpu_throughput):
 def test_the_suite_passes_options_the_end_to_end_script_takes(e2e_throughput):
     parsed = e2e_throughput.parse_args(suite_args("e2e_throughput.py"))
     assert parsed.paths == ["device", "ffcv", "pyav"] and parsed.steps == 8
-    assert parsed.workers == 1 and parsed.budget_s == 150
+    assert parsed.workers == 1 and parsed.budget_s == 170
