@@ -67,6 +67,7 @@ ALLOCATOR_CALLS = frozenset(
         "cuMemUnmap",
     }
 )
+HOST_WAIT = "Command Buffer Full"  # CUPTI's record of a launch blocked on a full queue
 GAP_KINDS = ("host sync", "allocator", "host late", "queued", "between kernels", "window edge")
 
 
@@ -111,7 +112,8 @@ def read_trace(source: str | Path | dict) -> Trace:
             int(corr) if corr is not None else None,
         )
         if cat in DEVICE_CATS:
-            device.append(span)
+            if span.name != HOST_WAIT:  # the host waiting for room in the launch queue
+                device.append(span)
         elif cat in LAUNCH_CATS:
             calls.append(span)
         elif cat in HOST_OP_CATS:

@@ -40,6 +40,7 @@ TRACE = {
         kernel("mul_c", 115, 125, 3),
         kernel("gemm_d", 128, 135, 4),  # 3 us after mul_c: back to back
         kernel("gemm_e", 150, 160, 5),  # launched at 52: queued
+        kernel("Command Buffer Full", 140, 149, 9),  # the host waiting: not device work
         op("aten::empty", 164, 181),
         op("cudaFree", 165, 180, cat="cuda_runtime"),
         op("aten::relu", 181.5, 184),

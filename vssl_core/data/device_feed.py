@@ -35,9 +35,11 @@ class DeviceFeed:
     def __init__(self, batches: Iterator[Batch], device: torch.device, ahead: int = 1) -> None:
         if ahead < 1:
             raise ValueError(f"DeviceFeed ahead must be >= 1, got {ahead}")
+        self._cuda = device.type == "cuda"
+        if self._cuda and device.index is None:  # the thread sets the device by its index
+            device = torch.device("cuda", torch.cuda.current_device())
         self.device = device
         self._source = batches
-        self._cuda = device.type == "cuda"
         self._stream = torch.cuda.Stream(device) if self._cuda else None
         self._queue: queue.Queue = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
