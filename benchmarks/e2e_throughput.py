@@ -26,7 +26,9 @@ it. On a GPU, ``--profile-steps`` more steps run under torch.profiler: the GPU b
 (benchmarks/timeline.py); on a CPU the busy fraction is reported as unavailable.
 
 Loader rows: each file path's loader alone (the trainer's own loader, no model step), with the
-same workers, for ``--loader-batches`` batches after its prefetch is drained: clips/s, and its
+same workers, in batches of ``--loader-batch`` clips (the cost of a clip does not depend on the
+batch; smaller batches reach the steady state sooner), for ``--loader-batches`` batches after its
+prefetch is drained: clips/s, and its
 cost in CPU time (the training process and its worker processes) as clips per core-second, and
 the cores that would feed the device row's rate.
 
@@ -250,12 +252,13 @@ def warm_steps(path: str, args) -> int:
     return args.warmup + buffered + 2
 
 
-def config_for(path, args, data, host, name: str, steps: int, compile_: bool, repeats=None):
+def config_for(path, args, data, host, name, steps, compile_, repeats=None, batch=None):
+    batch = batch or args.batch
     overrides = [
         f"run.output_root={args.data / 'runs'}",
         f"run.name={name}",
-        f"batch.global_size={args.batch}",
-        f"batch.per_rank={args.batch}",
+        f"batch.global_size={batch}",
+        f"batch.per_rank={batch}",
         f"train.max_steps={steps}",
         f"train.compile={'true' if compile_ else 'false'}",
         f"train.device={args.device.type}",
@@ -327,7 +330,7 @@ def loader_row(path: str, args, data: dict, repeats: int, device_rate: float | N
     seconds per clip over ``--loader-batches`` batches after the prefetched ones."""
     host = load_plugins()
     name = f"e2e_loader_{path}x{repeats}_{time.strftime('%Y%m%d_%H%M%S')}"
-    config = config_for(path, args, data, host, name, 10**6, False, repeats)
+    config = config_for(path, args, data, host, name, 10**6, False, repeats, args.loader_batch)
     trainer = Trainer(config, host)
     trainer._setup()  # the model, the dataset and the views, exactly as a run builds them
     batches = iter(trainer._loader())
@@ -355,6 +358,7 @@ def loader_row(path: str, args, data: dict, repeats: int, device_rate: float | N
         "workers": config.loader.num_workers,
         "repeats": repeats,
         "batches": args.loader_batches,
+        "batch": args.loader_batch,
         "clips_per_s": clips / wall,
         "cores_busy": cpu_s / wall,
         "cpu_ms_per_clip": cpu_s * 1e3 / clips,
@@ -462,7 +466,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--loader-batches",
         type=int,
         default=None,
-        help="timed loader batches (default 2 x workers)",
+        help="timed loader batches (default: as many as workers)",
+    )
+    p.add_argument(
+        "--loader-batch",
+        type=int,
+        default=64,
+        help="clips per batch of the loaders alone (the cost of a clip does not depend on it)",
     )
     p.add_argument(
         "--compile",
@@ -491,9 +501,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     if args.compile is None:
         args.compile = args.device.type == "cuda"
-    args.loader_batches = args.loader_batches or 2 * args.workers
-    if args.batch % args.repeats:
-        p.error(f"--batch {args.batch} must be a multiple of --repeats {args.repeats}")
+    args.loader_batches = args.loader_batches or args.workers
+    args.loader_batch = min(args.loader_batch, args.batch)
+    for name in ("batch", "loader_batch"):
+        if getattr(args, name) % args.repeats:
+            p.error(f"--{name.replace('_', '-')} must be a multiple of --repeats {args.repeats}")
     return args
 
 
