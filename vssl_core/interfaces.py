@@ -80,7 +80,9 @@ class ViewSpec:
     ``crop_size`` with ``augmentation`` ("none": a centre crop; "multiscale_crop";
     "random_resized_crop" with area fraction in ``crop_scale``); with ``shared_augmentation``
     every clip of a sample gets the same spatial and photometric draw. Clips reach the objective
-    normalized with ``mean``/``std`` (on the device).
+    normalized with ``mean``/``std`` (on the device); with ``normalized=False`` they reach it as
+    the loader's uint8 and the objective normalizes them itself (inside its forward, which
+    ``train.compile`` fuses with what reads the clip, so the float clip is never written whole).
 
     ``temporal`` says which frames the clips of one sample take:
     "independent" (each its own random start; e.g. MoCo's two clips of one video), "shared"
@@ -128,6 +130,7 @@ class ViewSpec:
     blur_sigma: tuple[float, float] = (0.1, 2.0)  # blur sigma range, in pixels of the crop
     test_crops: int = 1  # testing: 1 (centre) or 3 crops along the long side
     short_side: int | None = None  # testing: resize the short side to this before cropping
+    normalized: bool = True  # False: the objective gets uint8 clips and normalizes them itself
 
     AUGMENTATIONS = ("none", "multiscale_crop", "random_resized_crop")
     TEMPORAL = ("independent", "shared", "sequence", "segments", "test_clips", "test_segments")

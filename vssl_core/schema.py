@@ -41,6 +41,7 @@ class DataSection:
     max_failed_fraction: float = 0.01  # bad videos are logged and replaced; stop past this share
     max_retries: int = 10  # replacements tried for one sample whose video fails to decode
     repeats: int = 1  # clips cut from each decoded video, each with its own augmentation and key
+    device_feed: bool | None = None  # next batch fetched in a thread (GPU: copied) ahead; None: GPU
 
 
 @dataclass

@@ -65,3 +65,13 @@ def decoder_speed():
 @pytest.fixture(scope="session")
 def sinkhorn_speed():
     return load_script("sinkhorn_speed")
+
+
+@pytest.fixture(scope="session")
+def timeline():
+    return load_script("timeline")
+
+
+@pytest.fixture(scope="session")
+def e2e_throughput():
+    return load_script("e2e_throughput")

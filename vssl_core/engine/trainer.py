@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from vssl_core.build import build, build_dataset, build_objective
 from vssl_core.config import Config
 from vssl_core.data.clips import ClipDataset, normalize_on_device
+from vssl_core.data.device_feed import DeviceFeed, wants_device_feed
 from vssl_core.data.loader import build_loader
 from vssl_core.data.sampler import BatchLayout, StepBatchSampler, videos_per_batch
 from vssl_core.engine import checkpoint as ckpt
@@ -488,9 +489,14 @@ class Trainer:
 
     def _loop(self, stop: _StopRequest) -> tuple[int, float | None, str]:
         batches = iter(self._loader())
+        feed = None
+        if wants_device_feed(self.config.loader.device_feed, self.dist.device):
+            feed = DeviceFeed(batches, self.dist.device)  # next batch fetched and copied ahead
         try:
-            return self._steps(batches, stop)
+            return self._steps(feed or batches, stop)
         finally:
+            if feed is not None:
+                feed.close()
             _close_loader(batches)
 
     def _steps(self, batches, stop: _StopRequest) -> tuple[int, float | None, str]:
