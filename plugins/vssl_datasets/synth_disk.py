@@ -20,9 +20,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import string
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,28 +79,75 @@ class SynthVideo:
     count: int | None = None
 
 
+@dataclass(frozen=True)
+class _Render:
+    """One video of the moving shapes, rendered only when asked (in a writer process when the
+    writer has several): uint8 [T, H, W, 3] from :meth:`render`."""
+
+    spec: SynthSpec
+    index: int
+    num_frames: int
+
+    def render(self) -> np.ndarray:
+        s = self.spec
+        ds = MovingShapes(self.index + 1, s.num_classes, self.num_frames, s.size, s.style, s.seed, s.fps)  # fmt: skip
+        return ds[self.index].video.read(range(self.num_frames))
+
+
+def _encode(path: Path, frames: np.ndarray | _Render, spec: SynthSpec, codec: str) -> None:
+    frames_THWC = frames.render() if isinstance(frames, _Render) else frames
+    if spec.stamp:
+        frames_THWC = stamp_frame_index(frames_THWC)
+    write_video(path, frames_THWC, spec.fps, codec=codec)
+
+
 @dataclass
 class _Writer:
     out: Path
     spec: SynthSpec
+    subsets: frozenset[str] | None = None  # None: every subset of the layout
+    pool: ProcessPoolExecutor | None = None  # None: render and encode in this process
+    in_flight: int = 1  # videos queued to the pool at most (each may hold its frames)
     written: dict[str, SynthVideo] = field(default_factory=dict)
     _next: dict[int, int] = field(default_factory=dict)  # class -> next video number
+    _pending: deque = field(default_factory=deque)
 
-    def frames(self, cls: int, num_frames: int | None = None) -> np.ndarray:
-        """The next, never reused, video of class ``cls``: uint8 [T, H, W, 3]."""
+    def frames(self, cls: int, num_frames: int | None = None) -> _Render:
+        """The next, never reused, video of class ``cls`` (rendered when written, or by
+        ``.render()``)."""
         n = self._next.get(cls, 0)
         self._next[cls] = n + 1
-        s = self.spec
-        t = num_frames or s.frames
-        index = n * s.num_classes + cls
-        ds = MovingShapes(index + 1, s.num_classes, t, s.size, s.style, s.seed, s.fps)
-        return ds[index].video.read(range(t))
+        return _Render(self.spec, n * self.spec.num_classes + cls, num_frames or self.spec.frames)
 
-    def video(self, rel: str, frames_THWC: np.ndarray, info: SynthVideo, codec: str) -> None:
-        if self.spec.stamp:
-            frames_THWC = stamp_frame_index(frames_THWC)
-        write_video(self.out / rel, frames_THWC, self.spec.fps, codec=codec)
+    def wants(self, subset: str) -> bool:
+        return self.subsets is None or subset in self.subsets
+
+    def video(
+        self,
+        rel: str,
+        frames: np.ndarray | _Render,
+        info: SynthVideo,
+        codec: str,
+        subset: str | None = None,
+    ) -> None:
+        """Write one video (``subset``: only if the writer writes that subset; its number and
+        random draws are used either way, so every written video is the same)."""
+        if subset is not None and not self.wants(subset):
+            return
+        if self.pool is None:
+            _encode(self.out / rel, frames, self.spec, codec)
+        else:
+            while len(self._pending) >= self.in_flight:  # bounded memory
+                self._pending.popleft().result()
+            self._pending.append(
+                self.pool.submit(_encode, self.out / rel, frames, self.spec, codec)
+            )
         self.written[rel] = info
+
+    def finish(self) -> None:
+        """Wait for every video queued to the writer processes (an error in one is raised)."""
+        while self._pending:
+            self._pending.popleft().result()
 
     def text(self, rel: str, lines: list[str]) -> None:
         path = self.out / rel
@@ -182,8 +232,10 @@ def _kinetics400(w: _Writer) -> None:
                 yid = "".join(rng.choice(list(_ID_CHARS), 11))
                 start = int(rng.integers(0, 300))
                 stem = f"{yid}_{start:06d}_{start + 10:06d}"
-                w.video(f"{subset}/{stem}.mp4", w.frames(c), SynthVideo((c,)), "libx264")
+                w.video(f"{subset}/{stem}.mp4", w.frames(c), SynthVideo((c,)), "libx264", subset)
                 rows.append([name, yid, start, start + 10, subset])
+        if not w.wants(subset):
+            continue
         path = w.out / "annotations" / csv_name
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="", encoding="utf-8") as f:
@@ -263,7 +315,7 @@ def _charades(w: _Writer) -> None:
             first = j % s.num_classes
             second = (first + 1 + j // s.num_classes) % s.num_classes
             vid = "".join(rng.choice(list(string.ascii_uppercase + string.digits), 5))
-            frames = np.concatenate([w.frames(first, half), w.frames(second, s.frames - half)])
+            frames = np.concatenate([w.frames(first, half).render(), w.frames(second, s.frames - half).render()])  # fmt: skip
             w.video(
                 f"Charades_v1_480/{vid}.mp4",
                 frames,
@@ -294,7 +346,7 @@ def _ucfrep(w: _Writer) -> None:
                     int(rng.integers(0, 5)),
                     int(rng.integers(1, 5)),
                 )
-                source = w.frames(c, half + 1)
+                source = w.frames(c, half + 1).render()
                 phase = np.arange(count * 2 * half) % (2 * half)
                 idx = np.concatenate(
                     [np.zeros(lead, int), np.minimum(phase, 2 * half - phase), np.zeros(tail, int)]
@@ -337,9 +389,10 @@ def _video_list(w: _Writer) -> None:
         for c, name in enumerate(names):
             for k in range(s.videos_per_class):
                 rel = f"videos/{subset}/{name}_{k:03d}.mp4"
-                w.video(rel, w.frames(c), SynthVideo((c,)), "libx264")
+                w.video(rel, w.frames(c), SynthVideo((c,)), "libx264", subset)
                 lines.append(f"{rel} {c}")
-        w.text(f"{subset}.csv", lines)
+        if w.wants(subset):
+            w.text(f"{subset}.csv", lines)
 
 
 _WRITERS: dict[str, Callable[[_Writer], None]] = {
@@ -354,19 +407,53 @@ _WRITERS: dict[str, Callable[[_Writer], None]] = {
 }
 
 
+# layouts whose subsets are separate sets of videos, each with its own annotation file (the
+# others' subsets are splits over one set of videos, or one file lists them all)
+SUBSETS = {"kinetics400": ("train", "val", "test"), "video_list": ("train", "val", "test")}
+
+
 def write_layout(
-    layout: str, out: str | os.PathLike, spec: SynthSpec | None = None
+    layout: str,
+    out: str | os.PathLike,
+    spec: SynthSpec | None = None,
+    subsets: Sequence[str] | None = None,
+    workers: int = 1,
 ) -> dict[str, SynthVideo]:
     """Write a synthetic dataset in ``layout`` to the folder ``out`` (empty or new); returns
-    each video's path relative to ``out`` with its synthetic classes."""
+    each video's path relative to ``out`` with its synthetic classes.
+
+    ``subsets`` (kinetics400, video_list) writes only those subsets, each exactly as in the
+    full layout. ``workers`` > 1 renders and encodes the videos in that many processes (the
+    same files; a dataset of thousands of long videos is minutes of encoding per core)."""
     if layout not in _WRITERS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if subsets is not None:
+        known = SUBSETS.get(layout)
+        if known is None:
+            raise ValueError(
+                f"subsets apply to the {' and '.join(SUBSETS)} layouts, whose subsets are "
+                f"separate videos; the {layout} layout is written whole: drop subsets"
+            )
+        unknown = sorted(set(subsets) - set(known))
+        if unknown or not subsets:
+            raise ValueError(f"subsets {list(subsets)}: the {layout} layout has {', '.join(known)}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} exists and is not an empty folder; choose a new or empty folder")
-    writer = _Writer(out, spec or SynthSpec())
     out.mkdir(parents=True, exist_ok=True)
-    _WRITERS[layout](writer)
+    pool = None
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        wanted = None if subsets is None else frozenset(subsets)
+        writer = _Writer(out, spec or SynthSpec(), wanted, pool, in_flight=2 * workers)
+        _WRITERS[layout](writer)
+        writer.finish()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return writer.written
 
 
@@ -420,6 +507,19 @@ def _configure(p: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=d.seed, help=f"seed of every video (default {d.seed})"
     )
     p.add_argument("--stamp", action="store_true", help="draw each frame's index into its top-left corner (for decoder tests)")  # fmt: skip
+    p.add_argument(
+        "--subsets",
+        nargs="+",
+        metavar="SUBSET",
+        help="write only these subsets, e.g. train (layouts kinetics400, video_list)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes rendering and encoding videos (default 1; the files are the same)",
+    )
 
 
 def _run(args: argparse.Namespace, host) -> int:
@@ -433,7 +533,7 @@ def _run(args: argparse.Namespace, host) -> int:
         seed=args.seed,
         stamp=args.stamp,
     )
-    written = write_layout(args.layout, args.out, spec)
+    written = write_layout(args.layout, args.out, spec, args.subsets, args.workers)
     print(
         f"wrote {len(written)} videos of {spec.num_classes} classes in the {args.layout} layout "
         f"to {args.out}; read them with the dataset {{name: {args.layout}, root: {args.out}}}"

@@ -13,6 +13,13 @@ gets [visible tokens..., mask tokens...] (each group in ascending token order) p
 sinusoid table gathered in that order, and regresses the normalized pixels of the masked
 tubelets; the loss is the MSE over masked tubelets only.
 
+With ``uint8_input`` the objective takes the loader's uint8 clips (``ViewSpec.normalized``
+False) and normalizes them in its forward; the target is standardized from the integer pixels
+(x / 255 standardized with eps equals x standardized with 255 eps). Under ``train.compile`` the
+normalization then fuses into the visible tubelets' gather, the full float clip is never
+written, and the target's gather reads 1 byte per pixel instead of 4. Same numbers up to float
+rounding (the encoder's input is bit for bit the same).
+
 Shape legend: B batch, C channels, T frames, H height, W width, N tokens, V visible tokens,
 M masked tokens, D encoder width, E decoder width, P pixels per token (3 * tubelet * patch^2).
 """
@@ -23,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vssl_core.data.clips import normalize_uint8
 from vssl_core.interfaces import Batch, Objective, ObjectiveOutput, ViewSpec
 from vssl_core.nn import (
     MaskedDecoder,
@@ -63,6 +71,7 @@ class VideoMAE(Objective):
         normalize_target: bool = True,
         sampling_stride: int = 4,
         augmentation: Literal["none", "multiscale_crop", "random_resized_crop"] = "multiscale_crop",
+        uint8_input: bool = False,
     ) -> None:
         super().__init__()
         _require_token_mask(backbone)
@@ -75,6 +84,7 @@ class VideoMAE(Objective):
             stride=sampling_stride,
             num_clips=1,
             augmentation=augmentation,
+            normalized=not uint8_input,
         )
         self.grid_size: tuple[int, int, int] = tuple(backbone.grid_size)
         self.mask_ratio = mask_ratio
@@ -113,18 +123,22 @@ class VideoMAE(Objective):
         return super().no_weight_decay() | {"mask_token"}
 
     def forward(self, batch: Batch) -> ObjectiveOutput:
-        clip_BCTHW = batch.clips[0]
+        pixels_BCTHW = clip_BCTHW = batch.clips[0]
         B = clip_BCTHW.shape[0]
         assert batch.keys.shape == (B,), f"keys {list(batch.keys.shape)} for a batch of {B}"
+        mean, std = self._views.mean, self._views.std
+        if clip_BCTHW.dtype == torch.uint8:  # uint8_input: normalized here, inside the graph
+            clip_BCTHW = normalize_uint8(pixels_BCTHW, mean, std)
+            mean, std = (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255)  # the target's: x / 255
         mask_BN = tube_mask(batch.keys.to(clip_BCTHW.device), self.grid_size, self.mask_ratio)
         order_BN = order_visible_first(mask_BN)
         with torch.no_grad():  # the masked tubelets' targets, in ascending token order
             target_BMP = patchify_target(
-                clip_BCTHW,
+                pixels_BCTHW,
                 self.tubelet_size,
                 self.patch_size,
-                self._views.mean,
-                self._views.std,
+                mean,
+                std,
                 normalize=self.normalize_target,
                 index_BK=order_BN[:, -self.num_masked :],
             )

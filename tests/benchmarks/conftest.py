@@ -68,5 +68,15 @@ def sinkhorn_speed():
 
 
 @pytest.fixture(scope="session")
+def timeline():
+    return load_script("timeline")
+
+
+@pytest.fixture(scope="session")
+def e2e_throughput():
+    return load_script("e2e_throughput")
+
+
+@pytest.fixture(scope="session")
 def faults_campaign():
     return load_script("faults")

@@ -226,3 +226,78 @@ def test_the_expandable_row_is_skipped_when_the_user_already_expands(gpu_through
     knobs = g.Knobs(expandable_segments=True)
     reason = g.skip_reason(g.WORKLOADS["sigma_mlp_vit_b"], knobs, torch.device("cuda"), None)
     assert "already turns expandable segments on" in reason
+
+
+def test_vssl_is_compared_with_transformers_eager_to_eager_and_compiled_to_compiled(
+    gpu_throughput,
+):
+    def row(workload, label, rate, status="ok"):
+        return {"workload": workload, "label": label, "clips_per_s": rate, "status": status}
+
+    rows = [
+        row("videomae_vit_b", "default", 1200.0),
+        row("hf_videomae_vit_b", "default", 600.0),
+        row("videomae_vit_b", "compile", 1600.0),
+        row("hf_videomae_vit_b", "compile", 1000.0),
+        row("videomae_vit_b", "fp32", 300.0),  # no transformers row with these knobs
+        row("sigma_mlp_vit_b", "default", 500.0),
+    ]
+    ratios = gpu_throughput.add_comparisons(rows)
+    assert ratios == {"eager_vs_eager": 2.0, "compiled_vs_compiled": 1.6}
+    mine = {r["label"]: r for r in rows if r["workload"] == "videomae_vit_b"}
+    assert mine["compile"]["vs_transformers"] == pytest.approx(1600 / 600)  # vs eager, as before
+    assert "vs_transformers_same_knobs" not in mine["fp32"]
+    assert "vs_transformers" not in rows[-1]
+    # a compiled transformers row that did not run: no compiled ratio, the eager one stays
+    rows[3]["status"] = "failed"
+    assert gpu_throughput.add_comparisons(rows) == {"eager_vs_eager": 2.0}
+
+
+@pytest.mark.slow
+def test_the_compiled_transformers_row_runs_on_a_cpu_when_asked(gpu_throughput, tmp_path, capsys):
+    """The fair race's new row at a tiny size: transformers' VideoMAE under torch.compile, with
+    the graph breaks it takes (its boolean-mask indexing has a data-dependent size)."""
+    path = tmp_path / "gpu.json"
+    argv = ["--tiny", "--cpu", "--cpu-compile", "--rows", "hf_videomae_vit_b"]
+    argv += ["--labels", "compile", "--json", str(path)]
+    assert gpu_throughput.main(argv) == 0
+    (row,) = json.loads(path.read_text())["rows"]
+    assert (row["impl"], row["label"], row["status"]) == ("hf", "compile", "ok"), row
+    assert row["clips_per_s"] > 0 and row["compiled_graphs"] >= 1
+    assert bool(row["graph_breaks"]) == bool(row["graph_break_reasons"])
+    assert "graph breaks" in capsys.readouterr().out
+
+
+def test_a_profile_attributes_the_steps_host_time_to_its_phases(gpu_throughput, tmp_path):
+    """The profile's timeline (benchmarks/timeline.py): on a CPU, the host time of each phase of
+    the step and the host-sync census of an eager step (none in VideoMAE's); on a GPU also the
+    device's idle gaps by cause."""
+    path = tmp_path / "gpu.json"
+    argv = ["--tiny", "--cpu", "--rows", "videomae_vit_b", "--labels", "default"]
+    argv += ["--profile", "videomae_vit_b", "--json", str(path)]
+    assert gpu_throughput.main(argv) == 0
+    times = json.loads((tmp_path / "gpu_profile_videomae_vit_b_timeline.json").read_text())
+    phases = times["phases_ms_per_step"]
+    steps = ("vssl.data", "vssl.forward", "vssl.backward", "vssl.optimizer", "vssl.after_step")
+    assert set(steps) <= set(phases)
+    assert sum(phases[p]["host_ms"] for p in steps) <= phases["vssl.step"]["host_ms"]
+    assert phases["vssl.forward"]["host_ms"] > 0 and phases["vssl.optimizer"]["host_ms"] > 0
+    assert "unavailable" in times["device_timeline"]
+    assert times["host_syncs_per_eager_step"] == {}
+    text = (tmp_path / "gpu_profile_videomae_vit_b.txt").read_text()
+    assert "phases, host / device ms per step: vssl.step" in text
+
+
+def test_an_objective_knob_reaches_the_objective_and_names_its_row(gpu_throughput, host):
+    g = gpu_throughput
+    knobs = g.Knobs(compile=True, objective=g.UINT8_INPUT)
+    assert knobs.label() == "compile, uint8_input"
+    assert g.profile_row("videomae_vit_b=compile, uint8_input") == ("videomae_vit_b", knobs)
+    with pytest.raises(SystemExit, match="no such row; labels of 'videomae_vit_b'"):
+        g.profile_row("videomae_vit_b=uint8")
+    run = g.TrainRun(g.WORKLOADS["videomae_vit_b"], g.Knobs(objective=g.UINT8_INPUT), torch.device("cpu"), 2, host, tiny=True)  # fmt: skip
+    assert not run.model.views().normalized
+    assert run.make_batch().clips[0].dtype == torch.uint8  # normalized inside the objective
+    run.step()
+    hf = g.WORKLOADS["hf_videomae_vit_b"]
+    assert g.skip_reason(hf, g.Knobs(objective=g.UINT8_INPUT), torch.device("cpu"), None)

@@ -273,7 +273,10 @@ def test_a_run_resumed_in_the_other_layout_keeps_its_numbers_and_moves_adam_stat
     means NCDHW) or back: the weights and Adam's moments take the new run's layout, and the
     numbers are those of an uninterrupted run."""
     adam = "optim={name: adamw, lr: 0.01, lr_scaling: none}"
-    cnn = (*CNN_ROTATION[:2], adam)
+    # the classic videos: on the default ones some weights of this tiny network get gradients
+    # near zero, whose rounding noise Adam turns into full steps, so the two layouts part by
+    # 0.015 in 8 steps even without a resume (5e-6 on these)
+    cnn = (*CNN_ROTATION[:2], adam, "data.dataset.style=classic")
     full = run(tiny_recipe, "run.name=full", *cnn, "train.channels_last=true")
     for first, second in (("true", "false"), ("false", "true")):
         name = f"run.name=switch_{first}"

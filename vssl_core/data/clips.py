@@ -240,8 +240,9 @@ def normalize_uint8(
 
 
 def normalize_on_device(batch: Batch, views: ViewSpec) -> Batch:
-    """uint8 [B,C,T,H,W] -> float normalized with the view's mean/std, on the batch's device."""
-    if not batch.clips or batch.clips[0].dtype != torch.uint8:
+    """uint8 [B,C,T,H,W] -> float normalized with the view's mean/std, on the batch's device
+    (left uint8 for an objective that normalizes them itself: ``views.normalized`` False)."""
+    if not batch.clips or batch.clips[0].dtype != torch.uint8 or not views.normalized:
         return batch
     batch.clips = [normalize_uint8(c, views.mean, views.std) for c in batch.clips]
     return batch

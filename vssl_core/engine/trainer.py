@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from vssl_core.build import build, build_dataset, build_objective
 from vssl_core.config import Config
 from vssl_core.data.clips import ClipDataset, normalize_on_device
+from vssl_core.data.device_feed import DeviceFeed, wants_device_feed
 from vssl_core.data.loader import build_loader, worker_death
 from vssl_core.data.sampler import BatchLayout, StepBatchSampler, videos_per_batch
 from vssl_core.engine import checkpoint as ckpt
@@ -35,7 +36,13 @@ from vssl_core.engine.distributed import (
     shutdown,
 )
 from vssl_core.engine.errors import TrainingError
-from vssl_core.engine.logging import MetricsFileLogger, ProgressBar, TensorBoardLogger
+from vssl_core.engine.init_from import build_initialized
+from vssl_core.engine.logging import (
+    CsvLogger,
+    MetricsFileLogger,
+    ProgressBar,
+    TensorBoardLogger,
+)
 from vssl_core.engine.optim import (
     build_optimizer,
     build_scheduler,
@@ -43,11 +50,13 @@ from vssl_core.engine.optim import (
     match_state_layouts,
     scale_lr,
 )
+from vssl_core.engine.precision import LossScaling
 from vssl_core.engine.run import RunContext
 from vssl_core.engine.rundir import lock_run_dir, resolve_run_dir
 from vssl_core.engine.signals import StopRequest
 from vssl_core.engine.watchdog import NoWatch, backend_timeout, watch_ranks
 from vssl_core.engine.writes import RunLogFile, writing
+from vssl_core.interfaces import RunInfo
 from vssl_core.plugins import PluginHost
 from vssl_core.recipe import dump_yaml
 
@@ -102,13 +111,6 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     Randomness that must agree across ranks is drawn on rank 0 and broadcast (shuffle-BN)."""
     state = np.random.SeedSequence([seed, step, rank, 0x57E9]).generate_state(2, np.uint32)
     return int(state[0]) << 31 | int(state[1]) >> 1  # < 2**63
-
-
-def _autocast(device: torch.device, precision: str):
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
@@ -190,6 +192,11 @@ class Trainer:
     # ------------------------------------------------------------------------------- set-up
     def _setup(self) -> None:
         cfg = self.config
+        # logger components (W&B, MLflow, ...) first: a missing package stops before any work
+        self.logger_components = [
+            (f"vssl.logger.{spec['name']}", build(self.host.registry, "logger", spec))
+            for spec in cfg.log.loggers
+        ]
         timeout_s = cfg.train.collective_timeout_s
         self.dist = init_distributed(cfg.train.device, backend_timeout(timeout_s))
         self.progress = watch_ranks(self.dist, timeout_s)  # a stalled rank ends the job, named
@@ -203,7 +210,13 @@ class Trainer:
         ckpt.seed_host_rngs(cfg.run.seed)  # saved in checkpoints: identical runs, identical files
 
         self.dataset = build_dataset(self.host.registry, cfg.data)
-        self.model = build_objective(self.host.registry, cfg.data).to(self.dist.device)
+        if resume_from is None:  # a resume restores its own weights: init_from is not read
+            self.model, loaded = build_initialized(self.host.registry, cfg.data, self.host)
+        else:
+            self.model, loaded = build_objective(self.host.registry, cfg.data), ""
+        self.model = self.model.to(self.dist.device)
+        if loaded and self.dist.is_main:
+            log.info("%s", loaded)
         self.views = self.model.views()
         self.layout = BatchLayout.from_recipe(
             cfg.batch.global_size, cfg.batch.per_rank, self.dist.world_size
@@ -241,9 +254,12 @@ class Trainer:
             ),
             self.total_steps,
         )
+        self.precision = LossScaling(self.dist.device, tr.precision)
         self.start_step = 0
         if resume_from is not None:
             self.start_step = self._restore(resume_from)
+        # the objective learns the run's length and position itself (before DDP and compile)
+        self.model.begin_run(RunInfo(self.total_steps, self.steps_per_epoch, self.start_step))
 
         self.ddp = self.model
         if self.dist.distributed:
@@ -347,6 +363,7 @@ class Trainer:
         ckpt.load_states(state, path, changed, model=self.model, optimizer=self.optimizer)
         match_state_layouts(self.optimizer)  # the checkpoint may be in the other memory layout
         self.scheduler.load_state_dict(state["scheduler"])
+        self.precision.load_state_dict(state.get("scaler"))
         ckpt.set_rng_state(state["rng"])
         if self.dist.is_main:
             log.info("resumed from %s at step %d", path, state["step"])
@@ -366,9 +383,9 @@ class Trainer:
             batch = normalize_on_device(batch, self.views)
             sync = i == accum - 1 or not self.dist.distributed
             with contextlib.nullcontext() if sync else self.ddp.no_sync():
-                with _autocast(self.dist.device, self.train_cfg.precision):
+                with self.precision.autocast():
                     out = self.ddp(batch)
-                (out.loss / accum).backward()
+                self.precision.backward(out.loss / accum)  # scaled with fp16
             loss_sum += out.loss.detach().float() / accum
             for k, v in out.metrics.items():
                 metric_sums[k] = metric_sums.get(k, 0) + v.detach().float() / accum
@@ -395,8 +412,9 @@ class Trainer:
 
     def _optimizer_step(self) -> None:
         if self.train_cfg.grad_clip is not None:
+            self.precision.unscale_(self.optimizer)  # clip the true gradients
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip)
-        self.optimizer.step()
+        self.precision.step(self.optimizer)  # fp16: skipped if a gradient overflowed
         self.scheduler.step()
 
     # ------------------------------------------------------------------------------- loop
@@ -444,20 +462,28 @@ class Trainer:
         plugins: list[tuple[str, object]] = [("vssl.metrics_file", MetricsFileLogger())]
         if lg.tensorboard:
             plugins.append(("vssl.tensorboard", TensorBoardLogger()))
+        if lg.csv:
+            plugins.append(("vssl.csv", CsvLogger()))
+        plugins += self.logger_components  # log.loggers (W&B, MLflow, ...), built in _setup
         if lg.progress_bar:
             plugins.append(("vssl.progress", ProgressBar()))
         return plugins
 
     def _loop(self, stop: StopRequest) -> tuple[int, float | None, str]:
         batches = iter(self._loader())
+        feed = None
+        if wants_device_feed(self.config.loader.device_feed, self.dist.device):
+            feed = DeviceFeed(batches, self.dist.device)  # next batch fetched and copied ahead
         try:
-            return self._steps(batches, stop)
+            return self._steps(feed or batches, stop)
         except RuntimeError as exc:  # a loader worker killed (the OOM killer) is not a bug
             death = worker_death(exc, self.ctx.checkpoint_dir)
             if death is None:
                 raise
             raise death from exc
         finally:
+            if feed is not None:
+                feed.close()
             _close_loader(batches)
 
     def _steps(self, batches, stop: StopRequest) -> tuple[int, float | None, str]:
@@ -481,6 +507,7 @@ class Trainer:
             torch.manual_seed(step_seed(cfg.run.seed, step, self.dist.rank))
             if step > self.start_step:
                 self.progress.enter("compute", step)
+            self.model.set_run_step(step)  # in place: a compiled forward does not recompile
             loss, metrics = self._forward_backward(micro)
             micro = []
             finite, stop_now, loss_value, metric_values = self._check_step(loss, metrics, stop)
@@ -581,6 +608,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.precision.state_dict(),  # fp16's loss scale (None otherwise)
             "rng": ckpt.rng_state(),
             "recipe": self.config.data,
             "world_size": self.dist.world_size,

@@ -12,7 +12,7 @@ import torch
 from test_file_datasets import open_dataset
 from vssl_datasets import matfile
 from vssl_datasets.files import DatasetLayoutError
-from vssl_datasets.synth_disk import SynthSpec, write_layout
+from vssl_datasets.synth_disk import SynthSpec, class_names, write_layout
 from vssl_datasets.ucf101 import ucf101
 from vssl_datasets.ucfrep import ucfrep
 
@@ -51,6 +51,44 @@ def test_synth_videos_are_deterministic(tmp_path):
     assert a == b
     for rel in a:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+
+
+def files(root) -> dict[str, bytes]:
+    return {
+        str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()
+    }
+
+
+def test_writer_processes_and_one_subset_write_the_same_files(tmp_path):
+    """Encoding in worker processes writes the same files; writing only the train subset (the
+    end-to-end benchmark's Kinetics-like set) writes exactly the full layout's train files."""
+    spec = SynthSpec(num_classes=3, videos_per_class=2, frames=8, size=16)
+    full = write_layout("kinetics400", tmp_path / "full", spec)
+    assert write_layout("kinetics400", tmp_path / "par", spec, workers=2) == full
+    assert files(tmp_path / "par") == files(tmp_path / "full")
+    train = write_layout("kinetics400", tmp_path / "train", spec, subsets=["train"], workers=2)
+    assert train == {rel: v for rel, v in full.items() if rel.startswith("train/")}
+    want = {k: v for k, v in files(tmp_path / "full").items() if "train" in k}
+    assert len(want) == 7 and files(tmp_path / "train") == want  # 6 videos and train.csv
+    write_layout("video_list", tmp_path / "val", spec, subsets=["val"])
+    names = class_names("video_list", 3)
+    videos = [f"videos/val/{n}_{k:03d}.mp4" for n in names for k in (0, 1)]
+    assert sorted(files(tmp_path / "val")) == sorted(["classes.txt", "val.csv", *videos])
+
+
+def test_subsets_and_workers_are_checked(tmp_path, capsys):
+    spec = SynthSpec(num_classes=2, videos_per_class=1, frames=8, size=16)
+    with pytest.raises(ValueError, match="the ucf101 layout is written whole"):
+        write_layout("ucf101", tmp_path / "a", spec, subsets=["train"])
+    with pytest.raises(ValueError, match=r"subsets \['training'\]: the kinetics400 layout has train, val, test"):  # fmt: skip
+        write_layout("kinetics400", tmp_path / "b", spec, subsets=["training"])
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        write_layout("kinetics400", tmp_path / "c", spec, workers=0)
+    out = tmp_path / "k400"
+    argv = ["data", "synth", "--layout", "kinetics400", str(out), *SMALL]
+    assert main([*argv, "--subsets", "train", "--workers", "2"]) == 0
+    assert "wrote 2 videos of 2 classes in the kinetics400 layout" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "annotations").iterdir()) == ["train.csv"]
 
 
 def test_ucfrep_videos_really_repeat(tmp_path, decoder):

@@ -59,8 +59,7 @@ def test_data_pack_reports_recipe_mistakes(tmp_path, capsys):
     assert not (tmp_path / "x.beton").exists()
 
 
-@pytest.mark.slow  # compiles the loader and trains 3 steps
-def test_train_from_a_beton(beton, tmp_path):
+def train_from_beton(beton, tmp_path, name: str, *overrides: str) -> list[float]:
     recipe = {
         "run": {"name": "ffcv", "output_root": str(tmp_path)},
         "data": {"dataset": {"name": "ffcv_video", "path": str(beton[1])}, "num_workers": 1},
@@ -73,7 +72,19 @@ def test_train_from_a_beton(beton, tmp_path):
     }
     path = tmp_path / "ffcv.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    assert main(["train", str(path)]) == 0
-    lines = (tmp_path / "ffcv" / "metrics.jsonl").read_text().splitlines()
-    losses = [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
+    assert main(["train", str(path), f"run.name={name}", *overrides]) == 0
+    lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
+
+
+@pytest.mark.slow  # compiles the loader and trains 3 steps
+def test_train_from_a_beton(beton, tmp_path):
+    losses = train_from_beton(beton, tmp_path, "ffcv")
     assert len(losses) == 3 and all(0 < x < 5 for x in losses)
+
+
+@pytest.mark.slow
+def test_the_device_feed_runs_the_ffcv_loader_in_its_thread_to_the_same_losses(beton, tmp_path):
+    """The feed's thread drives ffcv's generator (and its decoding thread), and closes it."""
+    plain = train_from_beton(beton, tmp_path, "plain", "data.device_feed=false")
+    assert train_from_beton(beton, tmp_path, "fed", "data.device_feed=true") == plain

@@ -355,6 +355,55 @@ def test_raw_pixel_target_when_not_normalized():
     torch.testing.assert_close(loss, expected)
 
 
+def twin_objectives(**kw) -> tuple[VideoMAE, VideoMAE]:
+    """The same weights, one fed normalized clips and one fed the uint8 clips (uint8_input)."""
+    torch.manual_seed(0)
+    normalized = tiny_objective(mask_ratio=0.75, **kw)
+    torch.manual_seed(0)
+    from_uint8 = tiny_objective(mask_ratio=0.75, uint8_input=True, **kw)
+    return normalized, from_uint8
+
+
+@pytest.mark.parametrize("normalize_target", [True, False])
+def test_uint8_input_keeps_the_loss_and_the_gradients(normalize_target):
+    """The objective normalizing the loader's uint8 clips itself, and standardizing the target
+    from the integer pixels, trains as the normalized path does: the encoder sees the same
+    input bit for bit, the target differs by float rounding only."""
+    from vssl_core.data.clips import normalize_on_device
+
+    normalized, from_uint8 = twin_objectives(normalize_target=normalize_target)
+    assert normalized.views().normalized and not from_uint8.views().normalized
+    clip_BCTHW = torch.randint(0, 256, (3, 3, 4, 32, 32), dtype=torch.uint8)
+    batch = batch_of(clip_BCTHW, keys(3))
+    a_batch = normalize_on_device(batch_of(clip_BCTHW, keys(3)), normalized.views())
+    b_batch = normalize_on_device(batch, from_uint8.views())
+    assert a_batch.clips[0].dtype == torch.float32 and b_batch.clips[0] is clip_BCTHW
+    seen = {}
+    for name, model in (("a", normalized), ("b", from_uint8)):
+        model.backbone.register_forward_hook(lambda m, i, o, n=name: seen.setdefault(n, i[0]))
+    a, b = normalized(a_batch).loss, from_uint8(b_batch).loss
+    torch.testing.assert_close(b, a, rtol=1e-6, atol=0)
+    a.backward()
+    b.backward()
+    for (name, p), q in zip(normalized.named_parameters(), from_uint8.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("levels", [256, 2])  # 2: flat tubelets, where eps matters most
+def test_uint8_target_is_the_normalized_target_from_integer_pixels(levels):
+    clip_BCTHW = torch.randint(100, min(256, 100 + levels), (2, 3, 4, 32, 32), dtype=torch.uint8)
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    from vssl_core.data.clips import normalize_uint8
+
+    reference = patchify_target(normalize_uint8(clip_BCTHW, mean, std), 2, 16, mean, std)
+    from_uint8 = patchify_target(clip_BCTHW, 2, 16, (0.0,) * 3, (1 / 255,) * 3)
+    assert from_uint8.dtype == torch.float32
+    torch.testing.assert_close(from_uint8, reference, rtol=1e-5, atol=1e-5)
+    if levels == 2:  # on low contrast the eps's scale shows
+        wrong_eps = patchify_target(clip_BCTHW, 2, 16, (0.0,) * 3, (1.0,) * 3)
+        assert not torch.allclose(wrong_eps, reference, rtol=1e-5, atol=1e-5)
+
+
 def test_loss_of_a_sample_does_not_depend_on_its_batch_position():
     torch.manual_seed(0)
     model = tiny_objective().eval()
@@ -407,3 +456,40 @@ def test_full_size_videomae_base_step():
     assert torch.isfinite(loss) and 0.5 < loss.item() < 5.0  # ~1 + |head output|^2 at init
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def trained_losses(recipe, *overrides) -> list[float]:
+    from kit.runs import read_metrics
+
+    from vssl_core.config import load_config
+    from vssl_core.engine.trainer import train
+    from vssl_core.plugins import load_plugins
+
+    host = load_plugins()
+    result = train(load_config(recipe, list(overrides), host), host)
+    assert result.status == "completed"
+    return [r["loss"] for r in read_metrics(result.run_dir)]
+
+
+def test_training_on_uint8_input_logs_the_losses_of_the_normalized_path(tiny_recipe):
+    """Through the trainer: the clips stay uint8 up to the objective (ViewSpec.normalized)."""
+    plain = trained_losses(tiny_recipe, "run.name=plain")
+    fused = trained_losses(tiny_recipe, "run.name=uint8", "objective.uint8_input=true")
+    assert fused == pytest.approx(plain, rel=1e-5) and fused != plain  # rounding differs
+
+
+@pytest.mark.slow
+def test_compiled_uint8_input_matches_eager(tiny_recipe):
+    """Under train.compile the normalization and the target join the objective's graph."""
+    fused = ("objective.uint8_input=true",)
+    eager = trained_losses(tiny_recipe, "run.name=eager", *fused)
+    compiled = trained_losses(tiny_recipe, "run.name=compiled", "train.compile=true", *fused)
+    assert compiled == pytest.approx(eager, rel=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_uint8_input_matches_the_normalized_path(tiny_recipe):
+    cuda = ("train.device=cuda", "train.precision=bf16")
+    plain = trained_losses(tiny_recipe, "run.name=cuda_plain", *cuda)
+    fused = trained_losses(tiny_recipe, "run.name=cuda_uint8", "objective.uint8_input=true", *cuda)
+    assert fused == pytest.approx(plain, rel=2e-2)
