@@ -261,7 +261,8 @@ class Campaign:
             out, _ = self.torchrun("reference_ddp", stalling())
             run_dir = self.run_dir("reference_ddp")
         if out.returncode != 0:
-            raise SystemExit(f"the reference run failed:\n{out.stderr[-3000:]}")
+            said = [li for li in out.stderr.splitlines() if li.startswith("error")]
+            raise SystemExit(f"the reference run failed: {said}\n{out.stderr[-3000:]}")
         self.refs[ref] = self.weights(run_dir)
 
     def cleanup(self) -> None:

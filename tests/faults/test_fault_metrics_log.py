@@ -37,3 +37,33 @@ def test_a_fresh_start_after_a_crash_before_any_checkpoint_starts_the_log_anew(t
         train_run(tiny_recipe, "train.max_steps=4", extra=[("crash", _CrashAt(3))])
     again = train_run(tiny_recipe, "train.max_steps=4")
     assert [r["step"] for r in read_metrics(again.run_dir)] == [1, 2, 3, 4]
+
+
+def test_a_torn_last_csv_row_is_dropped_not_kept_as_an_early_step(tiny_recipe, caplog):
+    import csv
+
+    first = train_run(tiny_recipe, "log.csv=true", "train.max_steps=4", "checkpoint.every_steps=2")
+    table = first.run_dir / "metrics.csv"
+    with open(table, "a") as f:
+        f.write("1")  # the kill cut "12,0.93,..." after its first digit
+    with caplog.at_level(logging.WARNING):
+        train_run(tiny_recipe, "log.csv=true", "train.max_steps=6", "resume=true")
+    with open(table, newline="") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4, 5, 6]
+    assert f"{table}: the last row is torn" in caplog.text
+
+
+def test_a_full_disk_under_metrics_csv_names_it(tiny_recipe, capsys, monkeypatch):
+    import csv
+    import errno
+
+    from kit.cli import run_cli
+
+    def full(self, row):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(csv.DictWriter, "writerow", full)
+    code = run_cli(["train", str(tiny_recipe), "log.csv=true", "train.max_steps=2"])
+    err = capsys.readouterr().err
+    table = tiny_recipe.parent / "runs" / "tiny" / "metrics.csv"
+    assert code == 2 and f"could not write {table}: [Errno 28]" in err and "Traceback" not in err

@@ -95,12 +95,28 @@ class CsvLogger:
         if not run.is_main:
             return
         self.path = run.run_dir / "metrics.csv"
-        if run.start_step and self.path.exists():  # a resume: keep the rows up to its step
-            with open(self.path, newline="") as f:
-                reader = csv.DictReader(f)
-                self.columns = list(reader.fieldnames or ["step"])
-                self.rows = [r for r in reader if int(r["step"]) <= run.start_step]
-        self._write()
+        with writing(self.path):
+            if run.start_step and self.path.exists():  # a resume: keep the rows up to its step
+                self._read_up_to(run.start_step)
+            self._write()
+
+    def _read_up_to(self, step: int) -> None:
+        """The rows logged at or before ``step``; a last row a kill tore mid-write is dropped
+        (its step may read as an earlier one: "12,..." cut after "1"), with a warning."""
+        text = self.path.read_text(errors="replace")
+        if text and not text.endswith("\n"):
+            log.warning("%s: the last row is torn (a crash mid-write); dropped it", self.path)
+            text = text[: text.rfind("\n") + 1]
+        reader = csv.DictReader(text.splitlines())
+        self.columns = list(reader.fieldnames or ["step"])
+        for row in reader:
+            try:
+                keep = int(row["step"]) <= step
+            except (TypeError, ValueError):
+                log.warning("%s: dropped an unreadable row: %r", self.path, row)
+                continue
+            if keep:
+                self.rows.append(row)
 
     @hookimpl
     def vssl_step_end(self, run: RunContext, step: int, metrics: dict | None) -> None:
@@ -109,12 +125,13 @@ class CsvLogger:
         row = {"step": step, **metrics}
         self.rows.append(row)
         new = [k for k in row if k not in self.columns]
-        if new:
-            self.columns += new
-            self._write()
-        else:
-            with open(self.path, "a", newline="") as f:
-                csv.DictWriter(f, self.columns).writerow(row)
+        with writing(self.path):
+            if new:
+                self.columns += new
+                self._write()
+            else:
+                with open(self.path, "a", newline="") as f:
+                    csv.DictWriter(f, self.columns).writerow(row)
 
     def _write(self) -> None:
         with open(self.path, "w", newline="") as f:

@@ -5,7 +5,7 @@ left the others blocked in a collective with no word (> 180 s seen; gloo's defau
 Two mechanisms, one key (``train.collective_timeout_s``):
 
 - every rank publishes what it is doing (step, phase, a heartbeat counter) to the job's
-  key-value store once a second, from a thread of its own;
+  key-value store, within 0.2 s of a change and at least once a second, from a thread;
 - a rank that spends longer than the timeout inside one training step ends itself, after
   reading the others' records: a rank whose heartbeat stopped is dead or frozen, a rank still
   in an earlier step is stuck. Steps are the armed phase; set-up, the first step (which may
@@ -31,7 +31,8 @@ from datetime import timedelta
 from vssl_core.engine.errors import TrainingError
 
 EXIT_STALLED = 75  # EX_TEMPFAIL: the job failed for now; resume it once the cause is fixed
-PUBLISH_S = 1.0  # how often a rank publishes its progress
+PUBLISH_S = 1.0  # a rank publishes its progress at least this often (a heartbeat)...
+POLL_S = 0.2  # ...and within this long of a change of step or phase
 CONFIRM_S = 2.5  # how long a firing rank watches the others' heartbeats before naming one dead
 ARMED = ("data", "compute")  # phases the thread times; the others rely on the group's timeout
 _KEY = "vssl/progress/{}"
@@ -93,21 +94,28 @@ class RankWatch(NoWatch):
         if not _COLLECTIVE_FAILURE.search(f"{type(exc).__name__} {exc}"):
             return None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        first = re.sub(r"^\[[^\]]*\] ", "", first)[:200]  # gloo's source location
+        first = re.sub(r"^\[[^\]]*\] ", "", first)  # gloo's source location
+        first = first.split(". ")[0][:200]  # its first sentence
         self.failing = True
         return RankFailure(self.explain(f"a collective failed ({first})"))
 
     # -------------------------------------------------------------------- the thread
     def _run(self) -> None:
-        while not self._stopped.wait(PUBLISH_S):
-            self.beat += 1
-            self._publish()
-            phase, step, since = self.state
-            if phase in ARMED and not self.failing and time.monotonic() - since > self.timeout_s:
-                self._fire(time.monotonic() - since)
+        published, last = None, 0.0
+        while True:
+            state, now = self.state, time.monotonic()
+            if state != published or now - last >= PUBLISH_S:
+                self._publish(state)
+                published, last = state, now
+            phase, _, since = state
+            if phase in ARMED and not self.failing and now - since > self.timeout_s:
+                self._fire(now - since)
+            if self._stopped.wait(POLL_S):
+                return
 
-    def _publish(self) -> None:
-        phase, step, since = self.state
+    def _publish(self, state: tuple) -> None:
+        phase, step, since = state
+        self.beat += 1
         record = {"step": step, "phase": phase, "in_phase_s": time.monotonic() - since}
         try:
             self.store.set(_KEY.format(self.rank), json.dumps({**record, "beat": self.beat}))
@@ -126,7 +134,9 @@ class RankWatch(NoWatch):
             os._exit(EXIT_STALLED)  # whatever happened above, this rank must end
 
     # -------------------------------------------------------------------- the message
-    def _read_all(self) -> dict[int, dict]:
+    def _read_all(self) -> dict[int, dict] | None:
+        """The other ranks' last records (a rank that never published has none); None when
+        the store cannot be read."""
         records = {}
         for rank in range(self.world_size):
             if rank == self.rank:
@@ -136,7 +146,7 @@ class RankWatch(NoWatch):
                 if self.store.check([key]):
                     records[rank] = json.loads(self.store.get(key))
             except Exception:
-                continue
+                return None
         return records
 
     def explain(self, what: str) -> str:
@@ -144,8 +154,7 @@ class RankWatch(NoWatch):
         before = self._read_all()
         end = time.monotonic() + CONFIRM_S
         while time.monotonic() < end:  # a live rank publishes meanwhile (so does this one)
-            self.beat += 1
-            self._publish()
+            self._publish(self.state)
             time.sleep(PUBLISH_S / 2)
         after = self._read_all()
         phase, step, since = self.state
@@ -169,9 +178,9 @@ def _position(record: dict) -> tuple[int, int]:
     return (step, _ORDER[phase])
 
 
-def _culprits(me: int, own: dict, before: dict, after: dict, world_size: int) -> str:
+def _culprits(me: int, own: dict, before: dict | None, after: dict | None, world_size: int) -> str:
     """Who stalled: ranks whose heartbeat stopped, else ranks behind the others."""
-    if not after and world_size > 1:
+    if before is None or after is None:
         return "the other ranks' progress could not be read (the job's store is gone)"
     dead = [r for r in sorted(after) if before.get(r, {}).get("beat") == after[r].get("beat")]
     records = {**after, me: own}
@@ -180,7 +189,7 @@ def _culprits(me: int, own: dict, before: dict, after: dict, world_size: int) ->
     silent = [r for r in range(world_size) if r not in records]
     notes = [
         f"rank {r} stopped responding (last heard from "
-        f"{_doing(after[r]['phase'], int(after[r]['step']))}, up to {PUBLISH_S:g} s before; "
+        f"{_doing(after[r]['phase'], int(after[r]['step']))}; "
         "killed, out of memory or frozen: see its output)"
         for r in dead
     ]
