@@ -227,14 +227,7 @@ class Campaign:
         cmd += [f"run.name={name}", f"train.max_steps={STEPS}", f"checkpoint.every_steps={EVERY}"]
         cmd += [f"train.collective_timeout_s={DDP_TIMEOUT_S}", *overrides]
         start = time.monotonic()
-        out = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            env={**self.env, **(env or {})},
-            cwd=self.work,
-            timeout=STALL_S + 240,
-        )
+        out = run_group(cmd, env={**self.env, **(env or {})}, cwd=self.work, timeout=STALL_S + 240)
         return out, time.monotonic() - start
 
     def run_dir(self, name: str) -> Path:
@@ -277,6 +270,20 @@ class Campaign:
 def stalling(after: int = 0, seconds: int = 0) -> str:
     """The DDP scenarios' dataset: rank 1's ``after``-th load hangs ``seconds`` (0: never)."""
     return f"data.dataset={{name: stalling_shapes, rank: 1, after: {after}, seconds: {seconds}}}"
+
+
+def run_group(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in a process group of its own and kill what is left of the group when it
+    ends: a rank that outlives torchrun must not outlive the trial."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def steps_logged(run_dir: Path) -> list[int]:

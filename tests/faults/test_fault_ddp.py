@@ -3,12 +3,11 @@ and the job resumes exactly (issue 18, defect 9). 2-rank gloo torchrun on the CP
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 
 import pytest
-from kit.runs import cli_env, last_weights, same_weights
+from kit.runs import cli_env, last_weights, run_group, same_weights
 
 from vssl_core.engine.checkpoint import load_checkpoint
 
@@ -20,7 +19,7 @@ def torchrun(cwd, recipe, *overrides, plugin="kit.faults"):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     cmd += ["-m", "vssl_core.cli", "-p", plugin, "train", str(recipe), *overrides]
     start = time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), cwd=cwd, timeout=300)
+    out = run_group(cmd, env=cli_env(), cwd=cwd, timeout=300)
     return out, time.monotonic() - start
 
 

@@ -305,7 +305,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("VSSL_DEBUG"):
             raise
         print(f"error: {first_fault(exc)}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)  # 2: fix and rerun; 143/130: a start-up stopped
+        code = getattr(exc, "exit_code", 2)  # 2: fix and rerun; 143/130: a start-up stopped
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            _exit_rank(code)
+        return code
+
+
+def _exit_rank(code: int) -> None:
+    """End a torchrun rank that failed now, without the interpreter's teardown: destroying a
+    gloo process group whose peer died can deadlock (its work thread waits for the GIL the
+    destructor holds; seen once in the fault campaign, a rank left running for 18 minutes)."""
+    logging.shutdown()  # train.log's last lines
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
