@@ -76,6 +76,8 @@ def chance_levels(model: torch.nn.Module, batch_size: int) -> dict[str, float]:
         return {"acc": 1 / math.factorial(model.num_clips)}
     if kind == "PlaybackSpeed":
         return {"acc": 1 / len(model.speeds)}
+    if kind == "Sigma":  # Sinkhorn spreads the tubelets evenly over the prototypes
+        return {"acc": 1 / model.prototypes.shape[0]}
     if hasattr(model, "queue"):  # MoCo, tubelet contrast: own key among the queue (+ the batch)
         return {"acc": 1 / (len(model.queue.negatives()) + 1), "batch_acc": 1 / batch_size}
     return {}
