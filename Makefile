@@ -15,16 +15,26 @@ EXTRAS ?= dev
 VSSL_REQUIRE ?=
 BIN := $(VENV)/bin
 
-.PHONY: setup train test lint docs clean
+.PHONY: setup train test lint docs clean FORCE
 
-$(BIN)/vssl: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# The venv remembers what it was built with (.venv/.vssl-setup: TORCH and EXTRAS); a make with
+# other ones installs them into it (pip leaves what is already satisfied alone), so
+# `make train` then `make test EXTRAS=dev,ffcv,decord` gets the extras.
+SETUP_ARGS := TORCH=$(TORCH) EXTRAS=$(EXTRAS)
+STAMP := $(VENV)/.vssl-setup
+
+$(VENV)/.vssl-args: FORCE
+	@mkdir -p $(VENV)
+	@echo '$(SETUP_ARGS)' | cmp -s - $@ || echo '$(SETUP_ARGS)' > $@
+
+$(STAMP): pyproject.toml $(VENV)/.vssl-args
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet "$(TORCH)" numpy
 	$(BIN)/pip install --quiet --no-build-isolation -e ".[$(EXTRAS)]"
-	touch $@
+	cp $(VENV)/.vssl-args $@
 
-setup: $(BIN)/vssl
+setup: $(STAMP)
 
 train: setup
 	$(BIN)/vssl train $(RECIPE)

@@ -4,8 +4,9 @@ import json
 
 import pytest
 import yaml
+from kit.optional import import_optional
 
-pytest.importorskip("ffcv", reason="the ffcv extra is not installed (see vssl_ffcv.INSTALL_HINT)")
+import_optional("ffcv")
 
 from vssl_ffcv.dataset import FfcvVideoDataset  # noqa: E402
 

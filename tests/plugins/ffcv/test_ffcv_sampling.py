@@ -6,8 +6,9 @@ Shape legend: V views, T frames per clip.
 import numpy as np
 import pytest
 import torch
+from kit.optional import import_optional
 
-pytest.importorskip("numba", reason="the ffcv extra (numba) is not installed")
+import_optional("numba")
 
 from vssl_ffcv import sampling  # noqa: E402
 
