@@ -83,10 +83,11 @@ def _parser(extra: Sequence[CliCommand] = ()) -> argparse.ArgumentParser:
     recipe_cmd("info", "Parameters and FLOPs per clip of the recipe's model at its input size.")
     c = sub.add_parser(
         "list",
-        help="List registered components with their plugins.",
-        description="List registered components and the plugin providing each.",
+        help="List registered components with their plugins, or the recipes (`vssl list recipes`).",
+        description="List registered components and the plugin providing each; `vssl list "
+        "recipes` lists the recipes found by name from any folder.",
     )
-    c.add_argument("kind", nargs="?", choices=KINDS, help="only this kind")
+    c.add_argument("kind", nargs="?", choices=[*KINDS, "recipes"], help="only this kind")
     sub.add_parser(
         "plugins",
         help="List discovered plugins: loaded, failed (with the reason), blocked.",
@@ -239,7 +240,31 @@ def cmd_info(args, host) -> int:
 HEAVY_OPS = ("conv", "mm", "matmul", "linear", "einsum", "attention", "bmm")
 
 
+RECIPE_KINDS = {
+    "train": "train (vssl train NAME)",
+    "eval": "evaluate (vssl eval NAME checkpoint=PATH)",
+    "fragment": "fragments (list them under defaults: in a recipe of your own)",
+}
+
+
+def cmd_list_recipes(host) -> int:
+    from vssl_core.recipe_catalog import catalog
+
+    entries = catalog(host.recipe_folders())
+    width = max((len(e.name) for e in entries), default=0)
+    print("recipes, found by name from any folder (a path to a file of your own works too):")
+    for kind, title in RECIPE_KINDS.items():
+        chosen = [e for e in entries if e.kind == kind]
+        print(f"{title}:" if chosen else f"{title}: (none)")
+        for e in chosen:
+            needs = f"needs {e.needs}; " if e.needs else ""
+            print(f"  {e.name:<{width}} [{e.source}]  {needs}{e.summary}")
+    return 0
+
+
 def cmd_list(args, host) -> int:
+    if args.kind == "recipes":
+        return cmd_list_recipes(host)
     kinds = [args.kind] if args.kind else list(KINDS)
     for kind in kinds:
         entries = [host.registry.entries[kind][n] for n in host.registry.names(kind)]
@@ -252,6 +277,8 @@ def cmd_list(args, host) -> int:
                 notes.append("needs " + ", ".join(sorted(e.mark.requires)))
             extra = f" ({'; '.join(notes)})" if notes else ""
             print(f"  {e.name:<24} [{e.plugin}]{extra}  {e.doc}")
+    if not args.kind:
+        print("recipes: vssl list recipes")
     return 0
 
 
