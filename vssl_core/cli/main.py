@@ -79,7 +79,11 @@ def _parser(extra: Sequence[CliCommand] = ()) -> argparse.ArgumentParser:
         help="also show, as header comments, the batch layout and the scaled learning rate "
         "that training on N GPUs (the world size, all nodes together) would use",
     )
-    recipe_cmd("validate", "Check the recipe (all problems at once) without building anything.")
+    recipe_cmd(
+        "validate",
+        "Check the recipe, all problems at once: its keys and values, then its datasets (their "
+        "folders and annotation files are read; no video is decoded, no model is built).",
+    )
     recipe_cmd("info", "Parameters and FLOPs per clip of the recipe's model at its input size.")
     c = sub.add_parser(
         "list",
@@ -198,9 +202,15 @@ def cmd_config(args, host) -> int:
 
 
 def cmd_validate(args, host) -> int:
+    from vssl_core.build import dataset_problems
     from vssl_core.config import load_config
+    from vssl_core.recipe import display_path
+    from vssl_core.schema import RecipeValidationError
 
     config = load_config(args.recipe, args.overrides, host)
+    problems = dataset_problems(host.registry, config.data)
+    if problems:
+        raise RecipeValidationError(problems, display_path(config.path))
     print(f"{config.path}: ok")
     return 0
 
