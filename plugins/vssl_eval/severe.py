@@ -253,6 +253,32 @@ def _finished(run_dir: Path, checkpoint: str | None) -> dict | None:
     return done
 
 
+def earlier_outcomes(plan: Plan) -> list[Outcome]:
+    """Settings of this checkpoint that an earlier ``vssl severe`` finished in OUT and this one
+    does not run (e.g. another --settings): they stay in the report. Taken from OUT/results.json
+    (same checkpoint, same benchmark or miniature), each confirmed by its metrics.json."""
+    path = plan.out / "results.json"
+    try:
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return []
+    if saved.get("checkpoint") != plan.checkpoint or saved.get("synthetic") != plan.synthetic:
+        return []
+    chosen = {s.key for s in plan.settings}
+    found = []
+    for key, entry in (saved.get("settings") or {}).items():
+        if key in chosen or key not in BY_KEY:
+            continue
+        run_dir = Path(entry.get("run_dir") or plan.out / key)
+        try:
+            done = _finished(run_dir, plan.checkpoint)
+        except ValueError:
+            continue
+        if done is not None:
+            found.append(Outcome(BY_KEY[key], run_dir, "skipped", done["metrics"]))
+    return found
+
+
 def run_setting(plan: Plan, setting: Setting, host) -> Outcome:
     """Run (or skip, or resume) one setting through its recipe's protocol."""
     from vssl_core.build import build
@@ -358,6 +384,10 @@ def cmd_severe(args: argparse.Namespace, host) -> int:
         return EXIT_PREEMPTED
     if not main:
         return 0
+    earlier = earlier_outcomes(plan)
+    if earlier:  # the report then shows them all, in SEVERE's order
+        order = [s.key for s in SETTINGS]
+        outcomes = sorted(outcomes + earlier, key=lambda o: order.index(o.setting.key))
     report = write_report(plan, outcomes)
     for o in outcomes:
         value = o.metrics.get(o.setting.metric)
