@@ -4,6 +4,7 @@
 #
 # EXTRAS picks the optional parts: CI uses `make test EXTRAS=dev,ffcv,decord` (ffcv needs
 # `apt-get install pkg-config libopencv-dev libturbojpeg0-dev` first; see .ci/run).
+# PYTEST_ARGS selects tests, e.g. PYTEST_ARGS="-m extras" (what an extra changes) or "-m 'not slow'".
 # TORCH pins the CPU build of torch on machines without a GPU; on a GPU machine run
 # `make setup TORCH=torch` (or install the torch build you want first).
 
@@ -13,6 +14,7 @@ TORCH ?= torch==2.13.0
 RECIPE ?= recipes/sigma.yaml
 EXTRAS ?= dev
 VSSL_REQUIRE ?=
+PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 
 .PHONY: setup train test lint docs clean FORCE
@@ -41,7 +43,7 @@ train: setup
 
 # decord's tests run in a process of their own: importing decord breaks PyAV's VP9 encoder
 test: setup
-	VSSL_REQUIRE=$(VSSL_REQUIRE) $(BIN)/python -m pytest -q
+	VSSL_REQUIRE=$(VSSL_REQUIRE) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	if $(BIN)/python -c "import decord" 2>/dev/null; then \
 	  VSSL_TEST_DECORD=1 $(BIN)/python -m pytest -q tests/plugins/decoders; fi
 

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from kit.optional import EXTRA_OF, import_optional
+from kit.optional import EXTRA_OF, import_optional, installed
 
 TESTS = Path(__file__).resolve().parents[1]
 OPTIONAL = {*EXTRA_OF, "transformers", "torchvision"}  # the last two: dev-only / never installed
@@ -61,3 +61,12 @@ def test_a_missing_extra_skips_unless_required(monkeypatch):
     monkeypatch.setenv("VSSL_REQUIRE", "ffcv,decord")  # the extra is named: must import
     with pytest.raises(ModuleNotFoundError):
         import_optional("vssl_no_such_module_ffcv")
+
+
+def test_a_folder_named_like_an_extra_is_not_the_extra(tmp_path, monkeypatch):
+    """tests/plugins/ffcv/ is importable as a namespace package `ffcv` once pytest has put
+    tests/plugins on sys.path: that must not count as ffcv installed."""
+    (tmp_path / "vssl_fake_extra").mkdir()  # a folder without __init__.py
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert not installed("vssl_fake_extra")
+    assert installed("json") and not installed("vssl_no_such_module")

@@ -15,7 +15,6 @@ nothing is skipped silently.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -25,6 +24,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kit.optional import installed
 
 ROOT = Path(__file__).resolve().parents[2]
 SHELL = {"bash", "sh", "shell"}
@@ -185,7 +186,7 @@ def plan(cmd: Command, rules: Sequence[Rule]) -> Plan:
         rule.used.append(cmd)
         if rule.skip:
             return Plan(cmd, "", skip=rule.skip)
-        if rule.needs and importlib.util.find_spec(rule.needs) is None:
+        if rule.needs and not installed(rule.needs):
             return Plan(cmd, "", skip=f"needs {rule.needs} (an optional extra), not installed")
         if rule.before:
             p.before.append(rule.before)

@@ -176,8 +176,16 @@ def _commands(path):
     return [(path, c) for c in extract(path)]
 
 
+def _param(path):
+    """A document with commands that need an optional extra also runs in CI's extras pass."""
+    extra = any(r.needs and r.applies(c) for c in extract(path) for r in RULES)
+    return pytest.param(
+        path, id=path.relative_to(ROOT).as_posix(), marks=[pytest.mark.extras] if extra else []
+    )
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize("path", [_param(p) for p in DOCS])
 def test_the_documented_commands_run_in_order(path, tmp_path):
     folder = workspace(tmp_path / "work", DOCS)
     env = environment(tmp_path / "site")

@@ -10,6 +10,7 @@ suite where the extra is absent (tests/core/test_optional_imports.py checks it).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from types import ModuleType
 
@@ -23,6 +24,18 @@ EXTRA_OF = {
     "decord": "decord",
     "torchcodec": "torchcodec",
 }
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` is installed, without importing it (importing decord would load its
+    FFmpeg into the test process). A namespace package is not an installed library: with
+    tests/plugins on sys.path (pytest puts test folders there), the test folder
+    tests/plugins/ffcv/ is importable as a namespace package `ffcv`."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin not in (None, "namespace")
 
 
 def required() -> set[str]:
@@ -39,8 +52,9 @@ def import_optional(module: str) -> ModuleType:
     """``module``, or skip the calling test module where it is not installed; where VSSL_REQUIRE
     names it (or its extra), an import error fails the test instead."""
     extra = EXTRA_OF.get(module, module)
-    if is_required(module):
+    if is_required(module) or installed(module):
         return importlib.import_module(module)
-    return pytest.importorskip(
-        module, reason=f"the {extra} extra is not installed (pip install 'vssl[{extra}]')"
+    pytest.skip(
+        f"the {extra} extra is not installed (pip install 'vssl[{extra}]')",
+        allow_module_level=True,
     )

@@ -12,6 +12,8 @@ from vssl_ffcv.dataset import FfcvVideoDataset  # noqa: E402
 
 from vssl_core.cli.main import main  # noqa: E402
 
+pytestmark = pytest.mark.extras  # CI runs it again with the optional extras (-m extras)
+
 SHAPES = {
     "name": "moving_shapes",
     "num_samples": 16,

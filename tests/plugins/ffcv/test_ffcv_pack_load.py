@@ -31,6 +31,8 @@ from vssl_core.data.video_writer import read_frame_index  # noqa: E402
 from vssl_core.interfaces import ViewSpec  # noqa: E402
 from vssl_core.random import sample_key  # noqa: E402
 
+pytestmark = pytest.mark.extras  # CI runs it again with the optional extras (-m extras)
+
 SEED = 3
 PACKED = NUM_VIDEOS - 1
 ROUND_TRIP = ViewSpec(frames=4, crop_size=SIZE, stride=3, num_clips=2)  # centre crop = all

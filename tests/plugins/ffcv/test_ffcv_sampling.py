@@ -15,6 +15,8 @@ from vssl_ffcv import sampling  # noqa: E402
 from vssl_core.interfaces import ViewSpec  # noqa: E402
 from vssl_core.random import keyed_uniform, sample_key  # noqa: E402
 
+pytestmark = pytest.mark.extras  # CI runs it again with the optional extras (-m extras)
+
 KEYS = [sample_key(0, e, i) for e in range(3) for i in range(40)]
 
 
