@@ -38,6 +38,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -55,6 +56,9 @@ except ImportError:  # running from a checkout without `pip install -e .`
 from vssl_eval.severe import BY_KEY, Setting  # noqa: E402
 
 METHODS = ("rotation", "clip_order", "moco", "tubelet", "videomae", "sigma")
+# Third-party methods of examples/, found through their plugin's recipe search path once the
+# package is installed (pip install examples/vssl_speed)
+EXAMPLE_METHODS = {"speed": "speed/synthetic.yaml"}
 SUPERVISED = "supervised"
 PROTOCOLS = ("finetune", "linear")
 FACTORS = ("domain", "samples", "actions", "tasks")
@@ -64,8 +68,15 @@ GOAL_POINTS, GOAL_FACTORS = 5.0, 3  # beat random init by >= 5 points on >= 3 of
 # a new head trained with Adam at SEVERE's linear-eval lr (spec contrastive-and-severe §6.9).
 LINEAR = ("objective.freeze_backbone=true", "eval.protocol.name=linear", "optim.lr=0.01")
 # --tiny: every stage on a handful of videos, to test the pipeline, not to measure anything
-TINY_PRETRAIN = ("data.dataset.num_samples=64",)
-TINY_EVAL = ("data.dataset.num_samples=32", "eval.test_dataset.num_samples=16", "train.epochs=1")
+# (no loader workers: starting one costs more than rendering a handful of videos)
+TINY_PRETRAIN = ("data.dataset.num_samples=64", "data.num_workers=0")
+TINY_EVAL = (
+    "data.dataset.num_samples=32",
+    "eval.test_dataset.num_samples=16",
+    "train.epochs=1",
+    "data.num_workers=0",
+    "eval.test_clips=1",
+)
 TINY_SETTINGS = ("ssv2", "ucf101_1k", "fx_s1", "ucf_rc")  # one per factor, counting included
 DONE = "benchmark_done.json"
 
@@ -120,7 +131,7 @@ def parse_variant(text: str) -> Variant:
         ) from None
     if budget_x <= 0 or any("=" not in o for o in overrides):
         raise ValueError(f"--variant {text!r}: {fix} (X > 0)")
-    if name in (*METHODS, SUPERVISED) or name.startswith("random_"):
+    if name in (*METHODS, *EXAMPLE_METHODS, SUPERVISED) or name.startswith("random_"):
         raise ValueError(f"--variant {text!r}: {name!r} names an arm already; pick another name")
     return Variant(name, method, budget_x, tuple(overrides))
 
@@ -136,6 +147,32 @@ def resolve_backbone(recipe: Path, overrides: Sequence[str], host) -> dict:
     from vssl_core.config import load_config
 
     return dict(load_config(recipe, list(overrides), host).data["backbone"])
+
+
+def method_recipe(method: str, recipes: Path, host) -> Path:
+    """``recipes/<method>.yaml``, or an installed example plugin's recipe (by its name)."""
+    local = recipes / f"{method}.yaml"
+    if local.is_file():
+        return local
+    name = EXAMPLE_METHODS.get(method)
+    if name and any((Path(d) / name).is_file() for d in host.recipe_search_paths()):
+        return Path(name)
+    hint = f" (pip install examples/vssl_{method} first)" if name else ""
+    raise SystemExit(
+        f"--methods {method}: no recipe {local}{hint}; choose from "
+        f"{', '.join([*METHODS, *EXAMPLE_METHODS, SUPERVISED])}"
+    )
+
+
+def default_methods(host) -> list[str]:
+    """Every built-in method, the installed example methods, then supervised."""
+    found = []
+    for method, name in EXAMPLE_METHODS.items():
+        if any((Path(d) / name).is_file() for d in host.recipe_search_paths()):
+            found.append(method)
+        else:
+            print(f"note: {method} not benchmarked (pip install examples/vssl_{method} to add it)")
+    return [*METHODS, *found, SUPERVISED]
 
 
 def make_arms(
@@ -154,9 +191,7 @@ def make_arms(
     wanted = [(n, n, 1.0, ()) for n in names]
     wanted += [(v.name, v.method, v.budget_x, v.overrides) for v in variants]
     for name, method, budget_x, overrides in wanted:
-        recipe = recipes / f"{method}.yaml"
-        if not recipe.is_file():
-            raise SystemExit(f"--methods {method}: no recipe {recipe}; choose from {METHODS}")
+        recipe = method_recipe(method, recipes, host)
         if name in [a.name for a in arms]:
             raise SystemExit(f"arm {name!r} is asked for twice: give the variant another name")
         try:
@@ -194,6 +229,7 @@ class Runner:
     threads: int
     in_process: bool
     env: dict = field(default_factory=dict)
+    children: list = field(default_factory=list)  # the subprocesses started, to forward signals
 
     def start(self, name: str, argv: list[str]) -> Callable[[], int | None]:
         """Start ``vssl argv``; returns a poll function (None while it runs, then the exit code)."""
@@ -212,7 +248,14 @@ class Runner:
                 cwd=ROOT,
                 env=env,
             )
+        self.children.append(proc)
         return proc.poll
+
+    def forward(self, signum: int) -> None:
+        """Pass a stop signal to the runs still going: each saves a checkpoint and exits."""
+        for proc in self.children:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
 
     def _run_here(self, argv: list[str], log_path: Path) -> int:
         import torch
@@ -236,13 +279,45 @@ class Task:
     argv: Callable[[], list[str]]
     after: tuple[str, ...] = ()
     finish: Callable[[float], None] = lambda wall_s: None
-    status: str = "waiting"  # waiting | running | done | failed | skipped
+    status: str = "waiting"  # waiting | running | done | failed | skipped | stopped
     wall_s: float = 0.0
 
 
-def run_tasks(tasks: list[Task], runner: Runner, jobs: int, say=print) -> None:
+# exit statuses of a run stopped by a signal (its checkpoint saved): the benchmark stops too
+STOPPED = {128 + signal.SIGTERM: "SIGTERM", 128 + signal.SIGINT: "SIGINT"}
+
+
+@dataclass
+class StopFlag:
+    """Set by SIGTERM / SIGINT (or a run that was stopped by one): start nothing new."""
+
+    signum: int | None = None
+
+    @contextlib.contextmanager
+    def catching(self, runner: Runner):
+        def handle(signum, frame):
+            self.signum = self.signum or signum
+            runner.forward(signum)
+
+        previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum if self.signum else 0
+
+
+def run_tasks(
+    tasks: list[Task], runner: Runner, jobs: int, say=print, stop: StopFlag | None = None
+) -> None:
     """Run ``tasks`` at most ``jobs`` at a time, in list order as their ``after`` allow; a task
-    after a failed one is skipped."""
+    after a failed one is skipped. After a stop signal (to this process, or one that ended a
+    run) no task starts and the running ones finish (they save a checkpoint first)."""
+    stop = stop or StopFlag()
     by_name = {t.name: t for t in tasks}
     running: dict[str, tuple[Callable[[], int | None], float]] = {}
     while any(t.status in ("waiting", "running") for t in tasks):
@@ -255,8 +330,14 @@ def run_tasks(tasks: list[Task], runner: Runner, jobs: int, say=print) -> None:
             task.status = "done" if code == 0 else "failed"
             if code == 0:
                 task.finish(task.wall_s)
+            elif code in STOPPED and stop.signum is None:
+                stop.signum = code - 128
             say(f"{task.status}: {name} ({task.wall_s:.0f} s)" + (f", exit {code}" if code else ""))
             del running[name]
+        if stop.signum is not None:
+            for task in tasks:
+                if task.status == "waiting":
+                    task.status = "stopped"
         for task in tasks:
             if task.status != "waiting" or len(running) >= jobs:
                 continue
@@ -608,12 +689,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="pretraining budget per method, minutes of this machine (default 10; --tiny: 0.05)",
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 (--tiny: 0)")
     p.add_argument(
         "--methods",
         nargs="+",
-        default=[*METHODS, SUPERVISED],
-        help="recipes to pretrain (random-init arms are added per backbone)",
+        default=None,
+        help="recipes to pretrain (default: every method, the installed example methods and "
+        "supervised; random-init arms are added per backbone)",
     )
     p.add_argument(
         "--settings",
@@ -659,6 +741,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--report-only", action="store_true", help="only (re)write the results from what OUT holds"
     )
     args = p.parse_args(argv)
+    args.seeds = args.seeds or ([0] if args.tiny else [0, 1])
     if args.tiny:
         args.in_process = True
         args.settings = args.settings or ",".join(TINY_SETTINGS)
@@ -710,23 +793,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     host = load_plugins()
     pretrain_overrides = list(TINY_PRETRAIN if args.tiny else ())
-    arms = make_arms(args.methods, ROOT / "recipes", pretrain_overrides, host, args.variants)
+    methods = args.methods or default_methods(host)
+    arms = make_arms(methods, ROOT / "recipes", pretrain_overrides, host, args.variants)
     _check_same_budget(args)
     t0 = time.perf_counter()
     failed: list[str] = []
+    stop = StopFlag()
     if not args.report_only:
         runner = Runner(args.out, args.threads, args.in_process)
-        calib = calibration_tasks(arms, args, pretrain_overrides)
-        run_tasks(calib, runner, jobs=1)  # alone: their timings set the budget
-        rest = [
-            t
-            for t in plan_tasks(arms, args, pretrain_overrides)
-            if not t.name.startswith("calibrate-")
-        ]
-        run_tasks(rest, runner, args.jobs)
+        with stop.catching(runner):
+            calib = calibration_tasks(arms, args, pretrain_overrides)
+            run_tasks(calib, runner, jobs=1, stop=stop)  # alone: their timings set the budget
+            rest = [
+                t
+                for t in plan_tasks(arms, args, pretrain_overrides)
+                if not t.name.startswith("calibrate-")
+            ]
+            run_tasks(rest, runner, args.jobs, stop=stop)
         failed = [t.name for t in calib + rest if t.status in ("failed", "skipped")]
     wall_min = (time.perf_counter() - t0) / 60
     write_results(arms, args, wall_min, failed)
+    if stop.signum is not None:
+        name = signal.Signals(stop.signum).name
+        print(f"stopped by {name}: the runs saved their checkpoints; rerun the command to continue")
+        return stop.exit_code
     if failed:
         print(f"not finished: {', '.join(failed)} (logs in {args.out / 'logs'}); rerun to retry")
         return 1

@@ -1,20 +1,24 @@
-"""Which cue does a pretext model read? Its pretext accuracy with each global cue removed.
+"""Which cue does a pretext model read? Its pretext accuracy with each cue of the videos removed.
 
-The embedded ``moving_shapes`` videos give rotation prediction an "up" (the background dims from
-top to bottom, ``light_from_above``) and clip-order prediction an arrow of time (frames darken
-from first to last, ``dusk``). Both cues are the same for every class, so a model that solves
-its pretext task through them alone learns nothing about motion. This script loads finished
-pretraining runs (``recipe.yaml`` + ``checkpoints/last.pt``), then measures each one's pretext
-metrics on held-out videos (``data.dataset.seed``) as rendered normally, without the light,
-without the dusk and without both; only the cue changes between the rows (the same videos,
-motions and sprites). Accuracy that falls to chance without a cue says that cue is what the
-model learned to read::
+A pretext task teaches motion only if it cannot be solved without it. The embedded
+``moving_shapes`` videos (style ``default``) put the "up" on the one object that moves (its
+shading, ``object_light``, with static decoys lit from the other sides), the arrow of time in
+its speed (``friction``) and draw appearance from a pool shared by all videos (``looks``). This
+script loads finished pretraining runs (``recipe.yaml`` + ``checkpoints/last.pt``) and measures
+each one's pretext metrics on held-out videos (``data.dataset.seed``) as rendered, then with one
+cue removed: the object shading, the friction, the motion itself (objects frozen in place, or
+frames in a random order), the decoys, or the look (one look for every video, or a look of its
+own per video). Only that cue changes between the rows (the same videos, motions and sprites).
+A metric that falls to chance without a cue says the model reads that cue; one that stays says
+it does not::
 
     python benchmarks/pretext_cues.py runs/mini_severe/pretrain/rotation-s0 \
-        runs/mini_severe/pretrain/clip_order-s0
+        runs/mini_severe/pretrain/clip_order-s0 --json cues.json
 
-``--row 'NAME: key=value ...'`` measures other conditions instead of the cues, e.g. whether
-MoCo's instance discrimination survives colour jitter it never saw in training::
+``--rows classic`` measures runs trained on the ``classic`` style (the default until 2026-12)
+without its global cues (the light from above, the dusk). ``--row 'NAME: key=value ...'``
+measures other conditions instead, e.g. whether MoCo's instance discrimination survives colour
+jitter it never saw in training::
 
     python benchmarks/pretext_cues.py runs/mini_severe/pretrain/moco-s0 --row 'as trained:' \
         --row 'colour jitter: objective.photometric=mocov2'
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from collections.abc import Sequence
@@ -39,17 +44,49 @@ except ImportError:  # running from a checkout without `pip install -e .`
 
 import torch  # noqa: E402
 
-CUES = {
+_D = "data.dataset."
+ROWS = {  # the default style's cues, each removed alone
     "as rendered": (),
-    "no light from above": ("data.dataset.light_from_above=0",),
-    "no dusk": ("data.dataset.dusk=0",),
-    "neither cue": ("data.dataset.light_from_above=0", "data.dataset.dusk=0"),
+    "no object light": (_D + "object_light=0",),
+    "no friction": (_D + "friction=0",),
+    "frozen objects": (_D + "motion=frozen",),
+    "shuffled frames": (_D + "motion=shuffled",),
+    "no decoys": (_D + "decoys=false",),
+    "one look for all": (_D + "looks=1",),
+    "a look per video": (_D + "looks=0",),
 }
+CLASSIC_ROWS = {  # the classic style's global cues
+    "as rendered": (),
+    "no light from above": (_D + "light_from_above=0",),
+    "no dusk": (_D + "dusk=0",),
+    "neither cue": (_D + "light_from_above=0", _D + "dusk=0"),
+}
+# Which conditions remove what lives on the moving objects (the metric should fall to chance)
+# and which remove a global or per-video-constant cue (it should not matter).
+OBJECT_CUES = ("no object light", "no friction", "frozen objects", "shuffled frames")
+OTHER_CUES = ("no decoys", "one look for all", "a look per video")
+
+
+def chance_levels(model: torch.nn.Module, batch_size: int) -> dict[str, float]:
+    """Each pretext metric's value for a model that guesses (the methods this script knows)."""
+    kind = type(model).__name__
+    if kind == "Rotation":
+        return {"acc": 1 / 4}
+    if kind == "ClipOrder":
+        return {"acc": 1 / math.factorial(model.num_clips)}
+    if kind == "PlaybackSpeed":
+        return {"acc": 1 / len(model.speeds)}
+    if hasattr(model, "queue"):  # MoCo, tubelet contrast: own key among the queue (+ the batch)
+        return {"acc": 1 / (len(model.queue.negatives()) + 1), "batch_acc": 1 / batch_size}
+    return {}
 
 
 @torch.no_grad()
-def pretext_metrics(run_dir: Path, overrides: Sequence[str], batches: int, seed: int, host) -> dict:
-    """Mean loss and metrics of the run's objective (eval mode) over ``batches`` batches."""
+def pretext_metrics(
+    run_dir: Path, overrides: Sequence[str], batches: int, seed: int, host
+) -> tuple[dict, dict]:
+    """Mean loss and metrics of the run's objective (eval mode) over ``batches`` batches, and
+    each metric's chance level."""
     from vssl_core.build import build_dataset, build_objective
     from vssl_core.config import load_config
     from vssl_core.data.clips import ClipDataset, normalize_on_device
@@ -72,7 +109,40 @@ def pretext_metrics(run_dir: Path, overrides: Sequence[str], batches: int, seed:
         out = model(normalize_on_device(batch, views))
         for key, value in {"loss": out.loss, **out.metrics}.items():
             sums.setdefault(key, []).append(float(value))
-    return {k: statistics.fmean(v) for k, v in sums.items()}
+    chance = chance_levels(model, int(cfg.batch.global_size))
+    return {k: statistics.fmean(v) for k, v in sums.items()}, chance
+
+
+def parse_rows(texts: Sequence[str], preset: str) -> dict[str, tuple[str, ...]]:
+    """The conditions to measure: ``--row`` texts, else the preset's rows."""
+    if not texts:
+        return dict(CLASSIC_ROWS if preset == "classic" else ROWS)
+    rows = {}
+    for text in texts:
+        name, sep, rest = text.partition(":")
+        if not sep or not name.strip() or any("=" not in o for o in rest.split()):
+            raise ValueError(
+                f"--row {text!r}: write it as 'NAME: key=value ...' (no overrides: 'NAME:')"
+            )
+        rows[name.strip()] = tuple(rest.split())
+    return rows
+
+
+def markdown(table: dict[str, dict]) -> str:
+    """One line per run and condition; each metric with its chance level in the header."""
+    keys = sorted({k for m in table.values() for row in m["rows"].values() for k in row})
+    lines = ["| run | videos | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    for run, measured in table.items():
+        chance = measured["chance"]
+        lines.append(
+            f"| {Path(run).name} | chance | "
+            + " | ".join(f"{chance[k]:.3f}" if k in chance else "–" for k in keys)
+            + " |"
+        )
+        for name, row in measured["rows"].items():
+            cells = [f"{row[k]:.3f}" if k in row else "–" for k in keys]
+            lines.append(f"| {Path(run).name} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,44 +154,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the clip sampling")
     p.add_argument(
+        "--rows",
+        choices=("default", "classic"),
+        default="default",
+        help="the preset conditions: the default style's cues (default) or the classic style's",
+    )
+    p.add_argument(
         "--row",
         action="append",
         default=[],
         metavar="'NAME: key=value ...'",
-        help="a condition to measure (repeatable; default: the four cue rows)",
+        help="a condition to measure (repeatable; replaces the preset rows)",
     )
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = p.parse_args(argv)
-    rows = dict(CUES)
-    if args.row:
-        rows = {}
-        for text in args.row:
-            name, sep, rest = text.partition(":")
-            if not sep or not name.strip() or any("=" not in o for o in rest.split()):
-                p.error(
-                    f"--row {text!r}: write it as 'NAME: key=value ...' (no overrides: 'NAME:')"
-                )
-            rows[name.strip()] = tuple(rest.split())
+    try:
+        rows = parse_rows(args.row, args.rows)
+    except ValueError as exc:
+        p.error(str(exc))
     from vssl_core.plugins import load_plugins
 
     host = load_plugins()
-    table: dict[str, dict[str, dict]] = {}
+    table: dict[str, dict] = {}
     for run in args.runs:
         if not (run / "checkpoints" / "last.pt").is_file():
             p.error(f"{run}: no checkpoints/last.pt (give a finished pretraining run folder)")
-        table[str(run)] = {
-            name: pretext_metrics(
-                run, [f"data.dataset.seed={args.video_seed}", *extra], args.batches, args.seed, host
-            )
-            for name, extra in rows.items()
-        }
-    keys = sorted({k for measured in table.values() for row in measured.values() for k in row})
-    print("| run | videos | " + " | ".join(keys) + " |")
-    print("|---" * (len(keys) + 2) + "|")
-    for run, measured in table.items():
-        for name, row in measured.items():
-            cells = [f"{row[k]:.3f}" if k in row else "–" for k in keys]
-            print(f"| {Path(run).name} | {name} | " + " | ".join(cells) + " |")
+        measured, chance = {}, {}
+        for name, extra in rows.items():
+            overrides = [f"data.dataset.seed={args.video_seed}", *extra]
+            measured[name], chance = pretext_metrics(run, overrides, args.batches, args.seed, host)
+        table[str(run)] = {"chance": chance, "rows": measured}
+    print(markdown(table), end="")
     if args.json:
         args.json.write_text(json.dumps(table, indent=2) + "\n")
     return 0

@@ -5,18 +5,22 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from vssl_core.contracts import check_built
 from vssl_core.interfaces import Objective, VideoDataset, VideoDecoder
 from vssl_core.registry import Registry
 
 
 def build(registry: Registry, kind: str, spec: dict, **injected: Any) -> Any:
-    """Call the registered factory with the spec's own arguments (never the whole recipe)."""
+    """Call the registered factory with the spec's own arguments (never the whole recipe), then
+    check what the core relies on of a backbone, head or objective (:mod:`vssl_core.contracts`)."""
     entry = registry.get(kind, spec["name"])
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     try:
-        return entry.factory(**injected, **kwargs)
+        obj = entry.factory(**injected, **kwargs)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"building {kind} {spec['name']!r} (plugin {entry.plugin}): {exc}") from exc
+    check_built(kind, obj, spec["name"], entry.plugin, entry.mark, injected)
+    return obj
 
 
 def build_objective(registry: Registry, recipe: dict) -> Objective:

@@ -84,6 +84,44 @@ class SourceState(Mapping[str, Tensor]):
 Converter = Callable[[SourceState, "str | None"], dict[str, Tensor]]
 
 
+@dataclass
+class ObjectivePart:
+    """What a format can read beyond the backbone (``CheckpointFormat.objective``): the
+    objective's own tensors (named as in its ``state_dict()``, e.g. ``decoder.*``), the
+    objective spec that builds it, the backbone spec (when the file's config says it) and the
+    source keys they came from (no longer dropped)."""
+
+    objective: dict[str, Any]
+    tensors: dict[str, Tensor]
+    used: list[str]
+    backbone: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExportSource:
+    """A vssl model to write in another format: the objective's ``state_dict()`` (the backbone
+    under ``backbone.``, or the backbone alone), the recipe's ``backbone`` and ``objective``
+    specs (``objective`` may be empty) and the backbone built from its spec on the meta device
+    (for its architecture: widths, depth, heads; it holds no weights)."""
+
+    state: dict[str, Tensor]
+    backbone_spec: dict[str, Any]
+    objective_spec: dict[str, Any]
+    backbone: nn.Module
+
+
+@dataclass
+class Exported:
+    """A model in another code base's layout: its ``state`` and ``config`` (written as
+    ``config.json``), the architecture it loads into, and notes for the user."""
+
+    state: dict[str, Tensor]
+    config: dict[str, Any]
+    architecture: str
+    notes: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class CheckpointFormat:
     """One checkpoint layout that vssl can read into a backbone.
@@ -95,6 +133,11 @@ class CheckpointFormat:
     ``backbones`` names the backbone components the weights fit (empty: any). ``detect(keys)``
     says whether a set of source keys is in this format (None: never chosen automatically);
     detectors of different formats must not claim the same checkpoint.
+
+    Optional, for ``vssl convert``: ``objective(state, config)`` reads the objective's own
+    modules (e.g. a pretraining decoder) from the whole source state dict and the file's
+    ``config.json`` (or ``{}``), so a converted checkpoint keeps them (None: not such a file);
+    ``export(source)`` writes a vssl model in this format (``vssl convert --to``).
     """
 
     name: str
@@ -103,6 +146,8 @@ class CheckpointFormat:
     backbones: tuple[str, ...] = ()
     drops: tuple[tuple[str, str], ...] = ()
     detect: Callable[[frozenset[str]], bool] | None = None
+    objective: Callable[[Mapping[str, Tensor], dict], ObjectivePart | None] | None = None
+    export: Callable[[ExportSource], Exported] | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
@@ -379,9 +424,10 @@ def detect_format(
     )
 
 
-def _resolve(
+def resolve_format(
     fmt: str | CheckpointFormat, formats: Mapping[str, CheckpointFormat]
 ) -> CheckpointFormat:
+    """The format named ``fmt`` (or ``fmt`` itself); an unknown name suggests the closest."""
     if isinstance(fmt, CheckpointFormat):
         return fmt
     if fmt not in formats:
@@ -459,7 +505,7 @@ def _choose(
         return fmt, {fmt.name: fmt}
     formats = checkpoint_formats(host)
     if fmt != "auto":
-        return _resolve(fmt, formats), formats
+        return resolve_format(fmt, formats), formats
     if is_vssl or (backbone_keys is not None and set(state) == set(backbone_keys)):
         return formats["vssl"], formats
     return detect_format(state, formats, source), formats
@@ -497,9 +543,28 @@ def convert(
 ) -> Conversion:
     """Read ``src`` (a path or an already loaded checkpoint / state dict) in format ``fmt``
     (a name, ``"auto"`` or a :class:`CheckpointFormat`) and map it onto vssl backbone names."""
+    return convert_model(fmt, src, backbone_name, host)[0]
+
+
+def convert_model(
+    fmt: str | CheckpointFormat,
+    src: str | Path | Mapping[str, Any],
+    backbone_name: str | None = None,
+    host: Any = None,
+    config: dict | None = None,
+) -> tuple[Conversion, ObjectivePart | None]:
+    """:func:`convert`, plus the objective's own modules where the format reads them
+    (``CheckpointFormat.objective``, given the file's ``config.json`` as ``config``); their
+    source keys are then used, not dropped."""
     state, is_vssl, source = _read_source(src)
     chosen, formats = _choose(fmt, state, is_vssl, source, host)
-    return _run(chosen, formats, state, backbone_name, source)
+    conversion = _run(chosen, formats, state, backbone_name, source)
+    part = chosen.objective(state, config or {}) if chosen.objective is not None else None
+    if part is not None:
+        for key in part.used:
+            conversion.dropped.pop(key, None)
+        conversion.notes += part.notes
+    return conversion, part
 
 
 def convert_checkpoint(
@@ -583,16 +648,26 @@ def _drop_declared_unused(conversion: Conversion, backbone: nn.Module) -> None:
             conversion.dropped[key] = reason
 
 
-def converted_checkpoint(conversion: Conversion, backbone: Mapping[str, Any] | None) -> dict:
-    """A vssl checkpoint holding only the backbone (``model`` = ``backbone.*``), readable by
+def converted_checkpoint(
+    conversion: Conversion,
+    backbone: Mapping[str, Any] | None,
+    objective: ObjectivePart | None = None,
+) -> dict:
+    """A vssl checkpoint holding the backbone (``model`` = ``backbone.*``) and, with an
+    ``objective`` part, that objective's own tensors, readable by
     :func:`load_backbone_checkpoint` and by :func:`vssl_core.engine.checkpoint.load_checkpoint`.
     ``backbone`` (a ``{name: ..., **kwargs}`` spec), when known, is stored where a training
-    checkpoint keeps it (``recipe.backbone``)."""
+    checkpoint keeps it (``recipe.backbone``), as is the objective's spec."""
+    model = {f"backbone.{k}": v.contiguous() for k, v in conversion.state.items()}
+    recipe = {"backbone": dict(backbone)} if backbone else {}
+    if objective is not None:
+        model.update({k: v.contiguous() for k, v in objective.tensors.items()})
+        recipe["objective"] = dict(objective.objective)
     return {
         "format": "vssl",
         "version": FORMAT_VERSION,
-        "model": {f"backbone.{k}": v.contiguous() for k, v in conversion.state.items()},
-        "recipe": {"backbone": dict(backbone)} if backbone else {},
+        "model": model,
+        "recipe": recipe,
         "converted_from": {
             "source": conversion.source,
             "format": conversion.format,

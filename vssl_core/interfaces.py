@@ -106,28 +106,28 @@ class ViewSpec:
     ``num_clips * test_crops`` tensors (see ``num_views``).
     """
 
-    frames: int
-    crop_size: int
-    stride: int = 1
-    num_clips: int = 1
-    augmentation: str = "none"
-    flip: bool = False
-    shared_augmentation: bool = False
-    temporal: str = "independent"
-    gap: int = 0
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    strides: tuple[int, ...] = ()
-    temporal_jitter: bool = False
-    pad: str = "repeat_last"
-    color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    color_jitter_prob: float = 1.0
-    grayscale_prob: float = 0.0
-    blur_prob: float = 0.0
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    test_crops: int = 1
-    short_side: int | None = None
+    frames: int  # frames per clip (T)
+    crop_size: int  # side of the square crop (H = W) the objective receives
+    stride: int = 1  # take every stride-th frame of the video
+    num_clips: int = 1  # clips per sample (e.g. 2 for a contrastive pair)
+    augmentation: str = "none"  # "none" (centre crop), "multiscale_crop", "random_resized_crop"
+    flip: bool = False  # random horizontal flip, one draw per clip
+    shared_augmentation: bool = False  # all clips of a sample share one spatial + colour draw
+    temporal: str = "independent"  # where the clips lie in the video (the TEMPORAL values)
+    gap: int = 0  # "sequence": frames between the end of clip k-1 and the start of clip k
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # per-channel mean for normalizing
+    std: tuple[float, float, float] = IMAGENET_STD  # per-channel std for normalizing
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # random_resized_crop: area fraction range
+    strides: tuple[int, ...] = ()  # a stride drawn per clip from these (instead of stride)
+    temporal_jitter: bool = False  # move each frame index forward by up to stride - 1 (CtP)
+    pad: str = "repeat_last"  # short videos: "repeat_last" (VideoMAE) or "loop" (SEVERE)
+    color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # b, c, s, hue
+    color_jitter_prob: float = 1.0  # probability of applying color_jitter to a clip
+    grayscale_prob: float = 0.0  # probability of turning a clip gray (after the jitter)
+    blur_prob: float = 0.0  # probability of a Gaussian blur (after grayscale)
+    blur_sigma: tuple[float, float] = (0.1, 2.0)  # blur sigma range, in pixels of the crop
+    test_crops: int = 1  # testing: 1 (centre) or 3 crops along the long side
+    short_side: int | None = None  # testing: resize the short side to this before cropping
 
     AUGMENTATIONS = ("none", "multiscale_crop", "random_resized_crop")
     TEMPORAL = ("independent", "shared", "sequence", "segments", "test_clips", "test_segments")
@@ -242,11 +242,11 @@ class Batch:
     same whichever rank or batch the sample lands in. See :mod:`vssl_core.random`.
     """
 
-    clips: list[torch.Tensor]
-    label: torch.Tensor
-    index: torch.Tensor
-    keys: torch.Tensor
-    extra: dict[str, Any] = field(default_factory=dict)
+    clips: list[torch.Tensor]  # one [B, C, T, H, W] tensor per view (num_views of the ViewSpec)
+    label: torch.Tensor  # [B] class indices, [B, K] multi-hot floats or [B] float counts
+    index: torch.Tensor  # [B] dataset indices of the samples
+    keys: torch.Tensor  # [B] int64 per-sample random keys for vssl_core.random.keyed_uniform
+    extra: dict[str, Any] = field(default_factory=dict)  # loader extras (e.g. decode_failures)
 
     @property
     def size(self) -> int:
@@ -317,26 +317,109 @@ class Monitor:
         raise NotImplementedError(f"{type(self).__name__} must implement measure")
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """The run an objective trains in: its length and where it starts. The trainer hands it to
+    :meth:`Objective.begin_run` before the first step (also after a resume, with the same length
+    and ``start_step`` the checkpoint's step), so a schedule over the run (an EMA momentum, a
+    teacher temperature) needs no hook and no unwrapping of DDP.
+
+    ``total_steps`` optimizer steps in all (``train.max_steps`` or epochs x steps per epoch);
+    ``steps_per_epoch`` optimizer steps per pass over the dataset; ``start_step`` completed steps
+    when this process started training (0 for a new run).
+    """
+
+    total_steps: int  # optimizer steps in the whole run
+    steps_per_epoch: int  # optimizer steps per pass over the dataset
+    start_step: int = 0  # completed steps when this process began (a resume's checkpoint step)
+
+    def __post_init__(self) -> None:
+        if self.total_steps < 1 or self.steps_per_epoch < 1:
+            raise ValueError(
+                f"RunInfo: total_steps ({self.total_steps}) and steps_per_epoch "
+                f"({self.steps_per_epoch}) must be >= 1"
+            )
+        if not 0 <= self.start_step <= self.total_steps:
+            raise ValueError(
+                f"RunInfo: start_step {self.start_step} must be in 0..{self.total_steps}"
+            )
+
+    @property
+    def epochs(self) -> float:
+        """The run's length in epochs (fractional when ``train.max_steps`` cuts an epoch)."""
+        return self.total_steps / self.steps_per_epoch
+
+    def epoch(self, step: int) -> int:
+        """The epoch (from 0) that optimizer step ``step`` (completed steps before it) is in."""
+        return step // self.steps_per_epoch
+
+    def fraction(self, step: int) -> float:
+        """``step / total_steps``: 0 at the start of the run, 1 at its end."""
+        return step / self.total_steps
+
+
 @dataclass
 class ObjectiveOutput:
     """The loss to minimise and detached scalars worth logging (e.g. a second loss term)."""
 
-    loss: torch.Tensor
-    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+    loss: torch.Tensor  # 0-dim loss to minimise (the trainer averages it over micro-batches)
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)  # 0-dim detached values to log
 
 
 class Objective(nn.Module):
     """Base for objective components. An objective owns its backbone (``self.backbone``), every
-    method-specific module, its loss and its on-device batch transforms. The trainer only calls
-    ``views()``, ``forward(batch)`` and ``after_step(step)``.
+    method-specific module, its loss and its on-device batch transforms. The trainer calls
+    ``begin_run(run)`` once, then for every optimizer step ``set_run_step(step)``,
+    ``forward(batch)`` (once per micro-batch) and ``after_step(step + 1)``.
+
+    Where the run is: ``self.run`` (a :class:`RunInfo`: total steps, steps per epoch, start
+    step; None until ``begin_run``) for code outside ``forward`` (``after_step``, an EMA), and
+    ``self.run_step``, a 0-dim int64 buffer on the model's device holding the index of the step
+    being computed (completed steps before it), for code inside ``forward``: the trainer fills it
+    in place, so a ``torch.compile``d forward reads the new value without recompiling, and a
+    DDP-wrapped objective reads it as itself. It is not saved (a resume sets it from the
+    checkpoint's step).
     """
 
     backbone: nn.Module
+    run: RunInfo | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("run_step", torch.zeros((), dtype=torch.int64), persistent=False)
+
+    def begin_run(self, run: RunInfo) -> None:
+        """Called by the trainer before the first step (of a new or a resumed run); keeps
+        ``run`` as ``self.run`` and sets ``run_step``. Override to precompute a schedule (call
+        ``super().begin_run(run)``)."""
+        self.run = run
+        self.set_run_step(run.start_step)
+
+    def set_run_step(self, step: int) -> None:
+        """Called by the trainer before each optimizer step's forwards: ``step`` completed
+        optimizer steps so far. Writes ``run_step`` in place (no host sync, no recompile)."""
+        self.run_step.fill_(step)
+
+    def run_fraction(self) -> torch.Tensor:
+        """``run_step / total_steps`` as a 0-dim float32 tensor, for schedules inside
+        ``forward``; raises until the run is known."""
+        if self.run is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: the run's length is known once training starts "
+                "(Objective.begin_run); outside the trainer call begin_run(RunInfo(...)) first"
+            )
+        return self.run_step.float() / self.run.total_steps
 
     def views(self) -> ViewSpec:
+        """The data this objective needs per sample (clips, frames, crops, augmentation); the
+        loader cuts every sample this way. Built once, in ``__init__``, so a bad setting fails
+        when the objective is built."""
         raise NotImplementedError(f"{type(self).__name__} must implement views()")
 
     def forward(self, batch: Batch) -> ObjectiveOutput:
+        """The loss of one (micro-)batch, whose clips are normalized float [B, C, T, H, W] on
+        the device; on-device transforms (masks, rotations) draw from ``batch.keys``. Should not
+        read device values on the host (no ``.item()``): a compiled forward stays one graph."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(batch)")
 
     def after_step(self, step: int) -> None:

@@ -21,6 +21,7 @@ KINDS: tuple[str, ...] = (
     "head",
     "protocol",
     "monitor",
+    "logger",
 )
 
 _MARK = "__vssl_component__"

@@ -79,7 +79,7 @@ class TrainSection:
         None  # train this many steps instead of epochs (the schedule spans them)
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU of this rank if any
-    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     grad_clip: float | None = None  # max global gradient norm
     nonfinite_loss: Literal["error", "skip"] = "error"  # skip: drop that update and go on
     find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step
@@ -98,6 +98,8 @@ class LogSection:
     every_steps: int = 10  # metrics.jsonl / TensorBoard / progress-bar cadence
     progress_bar: bool = True  # loss, lr, clips/s and ETA on stderr (rank 0)
     tensorboard: bool = True  # event files in <run dir>/tensorboard
+    csv: bool = False  # <run dir>/metrics.csv, one row per logging step (columns grow)
+    loggers: list[dict] = field(default_factory=list)  # logger components: [{name: wandb, ...}]
 
 
 @dataclass
@@ -125,6 +127,8 @@ class RecipeSchema:
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     log: LogSection = field(default_factory=LogSection)
     resume: bool | str = False  # true: continue <run dir>/checkpoints/last.pt; or a checkpoint path
+    init_from: str | None = None  # a new run from these weights (any vssl convert format)
+    init_from_format: str = "auto"  # init_from's format (vssl convert --list); auto: detected
     eval: EvalSection = field(default_factory=EvalSection)  # downstream evaluation (vssl eval)
     monitor: dict = field(default_factory=dict)  # a component measured during training; {}: none
 
@@ -140,6 +144,8 @@ COMPONENT_PATHS: dict[str, str] = {
     "eval.val_dataset": "dataset",
     "monitor": "monitor",
 }
+# where a list of components lives in a recipe -> their kind
+COMPONENT_LIST_PATHS: dict[str, str] = {"log.loggers": "logger"}
 # component paths a recipe may leave empty ({}: the consumer's default)
 OPTIONAL_COMPONENTS = {
     "data.decoder",
@@ -265,6 +271,13 @@ def _validate_section(value: Any, cls: type, path: str, registry: Registry) -> t
         elif sub_path in COMPONENT_PATHS:
             out[key], errs = validate_component(sub, COMPONENT_PATHS[sub_path], sub_path, registry)
             problems += errs
+        elif sub_path in COMPONENT_LIST_PATHS and isinstance(sub, list):
+            kind = COMPONENT_LIST_PATHS[sub_path]
+            checked = [
+                validate_component(s, kind, f"{sub_path}[{i}]", registry) for i, s in enumerate(sub)
+            ]
+            out[key] = [spec for spec, _ in checked]
+            problems += [p for _, errs in checked for p in errs]
         elif dataclasses.is_dataclass(hints[key]):
             out[key], errs = _validate_section(sub, hints[key], sub_path, registry)
             problems += errs
@@ -331,6 +344,11 @@ def validate_recipe(recipe: dict, registry: Registry, source: str = "recipe") ->
         problems += _check_optimizer(out["optim"])
     if not problems:
         problems += _check_pairing(out, registry)
+    if not problems:
+        from vssl_core.contracts import check_backbone_statically
+
+        broken = check_backbone_statically(registry, out["backbone"])
+        problems += [f"backbone: {broken}"] if broken else []
     if problems:
         raise RecipeValidationError(problems, source)
     return out

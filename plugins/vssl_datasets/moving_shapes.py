@@ -16,6 +16,7 @@ labels the count ``n`` (UCFRep-like). ``classes`` picks motions by name, e.g. pa
 only in speed or only in path (the miniature's fine-grained label sets).
 """
 
+import functools
 import math
 import operator
 from collections.abc import Mapping, Sequence
@@ -75,29 +76,63 @@ class Motion:
 @dataclass(frozen=True)
 class _Style:
     textured: bool  # patterned backgrounds and sprites (else solid colours)
-    max_distractors: int  # static shapes baked into the background
+    max_distractors: int  # static shapes baked into the background (classic styles)
     max_noise: float  # amplitude of static background noise, in uint8 levels
     # Real videos have an "up" (light and gravity come from above) and an arrow of time
     # (irreversible change); without them rotation and clip-order prediction have nothing to
-    # learn. Both are the same for every class, so they never reveal the label.
+    # learn. The classic styles put both on the whole frame, the same for every class: a
+    # pretext model then reads them without looking at the motion (docs/benchmarks.md).
     light_from_above: float = 0.0  # background dims by this fraction from top to bottom
     dusk: float = 0.0  # frames darken by this fraction of full scale from first to last frame
-    # The same two cues carried by the moving objects instead (no style uses them; a dataset
-    # option turns them on): a global cue can be read without looking at the motion, these
-    # only by finding the moving object (shading) or by measuring its speed (friction).
+    # The default styles carry the same two cues on the moving objects instead, where only
+    # motion features can read them: the shading on the one object that moves, and its speed.
     object_light: float = 0.0  # moving objects dim by this fraction from top row to bottom row
     friction: float = 0.0  # objects slow down: speed goes from 1 + f to 1 - f times the mean
+    # Static copies of the moving sprite, lit from the other three sides (the shading gives an
+    # "up" only on the object that moves, so a still frame has none).
+    decoys: bool = False
+    # Appearance from a pool shared by all videos (0: every video its own look): two clips of
+    # one video cannot be matched by colour, background or sprite, only by their motion.
+    looks: int = 0
+    # Figure-ground contrast: every channel of an object is brighter than every channel of the
+    # ground (hue stays random per video). With independent colours per channel the sign of an
+    # object's contrast changed per channel and per video, and a small 3D CNN trained from
+    # scratch stayed near chance (docs/benchmarks.md has the controlled test). The default
+    # styles keep the objects brighter than the ground under their shading too:
+    # figure[0] x (1 - object_light) >= ground[1].
+    ground: tuple[int, int] = (0, 112)
+    figure: tuple[int, int] = (144, 256)
 
 
 CUES: tuple[str, ...] = ("light_from_above", "dusk", "object_light", "friction")
+OPTIONS: tuple[str, ...] = (*CUES, "decoys", "looks")  # the style fields a dataset can override
+MOTIONS: tuple[str, ...] = ("moving", "frozen", "shuffled")  # cue ablations (pretext_cues.py)
+_OBJECT_LIGHT, _FRICTION, _LOOKS = 0.6, 0.8, 16  # the default styles' design (synthetic-data.md)
 
-
+_CLASSIC = _Style(True, 3, 0.0, light_from_above=0.4, dusk=0.25)
+_MOTION_ONLY = _Style(
+    True,
+    0,
+    0.0,
+    object_light=_OBJECT_LIGHT,
+    friction=_FRICTION,
+    decoys=True,
+    looks=_LOOKS,
+    ground=(0, 64),
+    figure=(160, 256),
+)
 _STYLES = {
-    # no pixel noise by default: under tube masking, static noise in a hidden tube can never be
+    # only motion pays: the up and the arrow of time live on the moving object, appearance is
+    # shared. No pixel noise: under tube masking, static noise in a hidden tube can never be
     # seen, so it only adds an irreducible floor to pixel-reconstruction losses
-    "default": _Style(True, 3, 0.0, light_from_above=0.4, dusk=0.25),
-    "flat": _Style(False, 0, 0.0),
-    "noisy": _Style(True, 3, 24.0, light_from_above=0.4, dusk=0.25),  # a sensor-noise domain
+    "default": _MOTION_ONLY,
+    "flat": replace(_MOTION_ONLY, textured=False),  # solid colours: a domain shift
+    "noisy": replace(_MOTION_ONLY, max_noise=24.0),  # static sensor noise: a domain shift
+    # the default until 2026-12 (every number published before then): global light and dusk,
+    # random static distractors, every video its own look
+    "classic": _CLASSIC,
+    "classic_flat": _Style(False, 0, 0.0),
+    "classic_noisy": replace(_CLASSIC, max_noise=24.0),
 }
 STYLES: tuple[str, ...] = tuple(_STYLES)
 
@@ -244,21 +279,15 @@ def _shape_mask(shape: str, side: int, angle: float) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
 
 
-# Figure-ground contrast: every channel of an object is brighter than every channel of the
-# ground (hue stays random per video). With independent colours per channel the sign of an
-# object's contrast changed per channel and per video, and a small 3D CNN trained from scratch
-# stayed near chance (docs/benchmarks.md has the controlled test).
-_GROUND = (0, 112)
-_FIGURE = (144, 256)
-
-
 def _random_colours(rng: np.random.Generator, n: int, levels: tuple[int, int]) -> np.ndarray:
     return rng.integers(*levels, size=(n, 3)).astype(np.float32)
 
 
-def _contrasting_colour(rng: np.random.Generator, against_3: np.ndarray) -> np.ndarray:
+def _contrasting_colour(
+    rng: np.random.Generator, against_3: np.ndarray, style: _Style
+) -> np.ndarray:
     """The one of 8 random figure colours farthest from ``against_3``, so the object stands out."""
-    candidates_83 = _random_colours(rng, 8, _FIGURE)
+    candidates_83 = _random_colours(rng, 8, style.figure)
     return candidates_83[np.argmax(np.sum((candidates_83 - against_3) ** 2, axis=1))]
 
 
@@ -269,7 +298,8 @@ def _sprite(
     mask_hw = _shape_mask(SHAPES[rng.integers(len(SHAPES))], side, rng.uniform(0, 2 * math.pi))
     if not style.textured:
         return np.broadcast_to(colour_3[:, None, None], (3, side, side)), mask_hw
-    second_3 = np.clip(colour_3 + rng.uniform(-80, 80, size=3), _FIGURE[0], _FIGURE[1] - 1)
+    low, high = style.figure
+    second_3 = np.clip(colour_3 + rng.uniform(-80, 80, size=3), low, high - 1)
     kind = PATTERNS[rng.integers(len(PATTERNS))]
     return _paint(_pattern(kind, side, side, rng), np.stack([colour_3, second_3])), mask_hw
 
@@ -293,14 +323,14 @@ def _hwc(rgb_3hw: np.ndarray) -> np.ndarray:
 def _background(rng: np.random.Generator, size: int, style: _Style) -> np.ndarray:
     """Float RGB [3, size, size]: a solid or patterned field, static distractors, static noise
     (unlit: see ``_lit_from_above``)."""
-    colours_23 = _random_colours(rng, 2, _GROUND)
+    colours_23 = _random_colours(rng, 2, style.ground)
     if not style.textured:
         return np.broadcast_to(colours_23[0, :, None, None], (3, size, size))
     kind = PATTERNS[1 + rng.integers(len(PATTERNS) - 1)]  # never solid when textured
     bg_3hw = _paint(_pattern(kind, size, size, rng), colours_23)
     for _ in range(int(rng.integers(0, style.max_distractors + 1))):
         side = max(3, round(rng.uniform(*_DISTRACTOR) * size))
-        rgb_3hw, mask_hw = _sprite(rng, side, style, _random_colours(rng, 1, _FIGURE)[0])
+        rgb_3hw, mask_hw = _sprite(rng, side, style, _random_colours(rng, 1, style.figure)[0])
         x0, y0 = rng.integers(0, size - side + 1, size=2)
         _paste(_hwc(bg_3hw), _hwc(rgb_3hw), mask_hw, int(x0), int(y0))
     noise = rng.uniform(0, style.max_noise)
@@ -308,18 +338,93 @@ def _background(rng: np.random.Generator, size: int, style: _Style) -> np.ndarra
     return bg_3hw
 
 
-def _lit_from_above(rgb_3hw: np.ndarray, fraction: float) -> np.ndarray:
-    """An image (the background, or a sprite) dimmed by ``fraction`` from its top row to its
-    bottom row."""
+def _lit_from(rgb_3hw: np.ndarray, fraction: float, side: str = "above") -> np.ndarray:
+    """An image (the background, or a sprite) lit from ``side`` ("above", "below", "left",
+    "right"): dimmed by ``fraction`` from that edge to the opposite one."""
     if not fraction:
         return rgb_3hw
-    rows = rgb_3hw.shape[1]
-    return rgb_3hw * np.linspace(1.0, 1.0 - fraction, rows, dtype=np.float32)[:, None]
+    along = rgb_3hw.shape[1] if side in ("above", "below") else rgb_3hw.shape[2]
+    ramp = np.linspace(1.0, 1.0 - fraction, along, dtype=np.float32)
+    if side in ("below", "right"):
+        ramp = ramp[::-1]
+    return rgb_3hw * (ramp[:, None] if side in ("above", "below") else ramp[None, :])
+
+
+def _lit_from_above(rgb_3hw: np.ndarray, fraction: float) -> np.ndarray:
+    return _lit_from(rgb_3hw, fraction, "above")
 
 
 def _to_uint8_hwc(rgb_3hw: np.ndarray) -> np.ndarray:
     """Contiguous uint8 [h, w, 3], so per-frame copies are plain memory copies."""
     return np.clip(_hwc(rgb_3hw), 0, 255).astype(np.uint8, order="C")
+
+
+_DECOY_LIGHTS = ("below", "left", "right")  # the moving object is lit from above
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What a video looks like: the static background [S, S, 3] (uint8, decoys baked in) and
+    per moving object its sprite [s, s, 3] (uint8) and mask [s, s]."""
+
+    background_hw3: np.ndarray
+    sprites: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+    @property
+    def sides(self) -> list[int]:
+        return [mask_hw.shape[0] for _, mask_hw in self.sprites]
+
+
+_POOL_STREAM = 0x4C4F4F4B  # "LOOK": the shared pool's draws, independent of the dataset seed
+_LOOK_STREAM = 1000  # a video's pick from the pool (object streams are 0, 1, 2j, 2j + 1)
+_SHUFFLE_STREAM = 1001  # the frame order of motion: shuffled
+_FREEZE_STREAM = 1002  # the moment motion: frozen shows
+
+
+def _path_point(rng: np.random.Generator, size: int, side: int, friction: float) -> np.ndarray:
+    """The top-left corner (x, y) of a moving object of side ``side`` at a random moment of a
+    random class's path: where a decoy stands, so that its place does not tell it apart."""
+    motion = CLASS_TABLE[rng.integers(len(CLASS_TABLE))]
+    corners_T2 = _trajectory(motion, 32, size, side, rng, friction=friction)
+    return corners_T2[rng.integers(len(corners_T2))]
+
+
+_GROUP = 4  # sprites of a pooled look that can move: one moves, the others stand (decoys)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pooled_look(
+    style: _Style, look: int, turns: int, mover: int, size: int, objects: int
+) -> _Look:
+    """Look ``look`` of the shared pool, turned by ``turns`` x 90 degrees, with its sprite
+    ``mover`` (of ``_GROUP``) as the moving object; rendered once per process.
+
+    The pool is the same for every dataset seed, so that many videos (of every class) share a
+    look; each video turns its look and picks its mover at random, so neither a look seen again
+    and again nor a sprite tells where "up" is or which object moves. The other sprites of the
+    group stand still (``decoys``) where a moving object could be, each lit from another side
+    than the mover (lit from above): a still frame shows one object lit from each side."""
+    rng = numpy_rng(sample_key(0, 0, look, stream=_POOL_STREAM))
+    count = _GROUP + objects - 1  # the group, then one sprite per further moving object
+    sides = [max(3, round(rng.uniform(*_SPRITE) * size)) for _ in range(count)]
+    bg_3hw = _background(rng, size, style)
+    mean_3 = bg_3hw.reshape(3, -1).mean(axis=1)
+    sprites = [_sprite(rng, side, style, _contrasting_colour(rng, mean_3, style)) for side in sides]
+    bg_3hw = np.rot90(bg_3hw, turns, axes=(1, 2)).copy()
+    sprites = [(np.rot90(rgb, turns, axes=(1, 2)), np.rot90(m, turns)) for rgb, m in sprites]
+    if style.decoys:
+        rng = numpy_rng(sample_key(0, turns, look, stream=_POOL_STREAM))
+        still = [k for k in range(_GROUP) if k != mover]
+        for k, light in zip(still, rng.permutation(_DECOY_LIGHTS), strict=True):
+            x0, y0 = _path_point(rng, size, sides[k], style.friction)
+            rgb_3hw, mask_hw = sprites[k]
+            decoy_3hw = _lit_from(rgb_3hw, style.object_light, str(light))
+            _paste(_hwc(bg_3hw), _hwc(decoy_3hw), mask_hw, int(x0), int(y0))
+    moving = [mover, *range(_GROUP, count)]
+    lit = [
+        (_to_uint8_hwc(_lit_from(sprites[k][0], style.object_light)), sprites[k][1]) for k in moving
+    ]
+    return _Look(_to_uint8_hwc(bg_3hw), tuple(lit))
 
 
 # ---------------------------------------------------------------------------------- video
@@ -334,6 +439,9 @@ class ShapesVideo:
     ``repeats`` n > 0 moves the object out along its path and back n times (counting);
     ``others`` adds one more moving object per motion (multilabel), each with its own look and
     path (``others_top_left`` [T, 2] each); the first object renders exactly as without them.
+    ``look`` is the video's entry in the shared pool of looks (None: a look of its own).
+    ``motion_mode`` "frozen" keeps every object where it is in frame 0 and "shuffled" shows
+    the frames in a fixed random order: cue ablations that remove the motion.
     """
 
     def __init__(
@@ -346,7 +454,8 @@ class ShapesVideo:
         style: str,
         repeats: int = 0,
         others: Sequence[Motion] = (),
-        cues: Mapping[str, float] | None = None,
+        cues: Mapping[str, float | int | bool] | None = None,
+        motion_mode: str = "moving",
     ) -> None:
         self.motion = motion
         self.num_frames = num_frames
@@ -355,25 +464,40 @@ class ShapesVideo:
         self.style = style
         self.repeats = repeats
         self.others = tuple(others)
+        self.motion_mode = motion_mode
         self._key = key
         self._look = replace(_STYLES[style], **(cues or {}))  # the style with overridden cues
-        self.sprite_size, self.top_left_T2 = self._place(motion, _MOTION_STREAM)
-        placed = [self._place(m, 2 * (j + 1)) for j, m in enumerate(self.others)]
+        pool = self._look.looks
+        pick = numpy_rng(key, _LOOK_STREAM).integers([pool or 1, 4, _GROUP])  # look, turns, mover
+        self.look = int(pick[0]) if pool else None
+        self._turns, self._mover = int(pick[1]), int(pick[2])
+        sides = self._pooled.sides if pool else [None] * (1 + len(self.others))
+        self.sprite_size, self.top_left_T2 = self._place(motion, _MOTION_STREAM, sides[0])
+        placed = [self._place(m, 2 * (j + 1), sides[j + 1]) for j, m in enumerate(self.others)]
         self.others_sprite_size = [side for side, _ in placed]
         self.others_top_left = [top_left_T2 for _, top_left_T2 in placed]
 
-    def _place(self, motion: Motion, stream: int) -> tuple[int, np.ndarray]:
-        """An object's sprite side and its top-left corners [T, 2], from its motion stream."""
+    def _place(self, motion: Motion, stream: int, side: int | None) -> tuple[int, np.ndarray]:
+        """An object's sprite side (its own, or its pooled look's) and its top-left corners
+        [T, 2], from its motion stream."""
         rng = numpy_rng(self._key, stream)
-        side = max(3, round(rng.uniform(*_SPRITE) * self.size))
+        own_side = max(3, round(rng.uniform(*_SPRITE) * self.size))  # drawn in every style
+        side = own_side if side is None else side
         return side, _trajectory(
             motion, self.num_frames, self.size, side, rng, self.repeats, self._look.friction
         )
 
+    @property
+    def _pooled(self) -> _Look:
+        return _pooled_look(
+            self._look, self.look, self._turns, self._mover, self.size, 1 + len(self.others)
+        )
+
     @cached_property
-    def _assets(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-        """Background [S, S, 3] and per object its sprite [s, s, 3] (uint8) and mask, drawn
-        once per video."""
+    def _assets(self) -> _Look:
+        """The pooled look, or the video's own (background and sprites drawn once per video)."""
+        if self.look is not None:
+            return self._pooled
         rng = numpy_rng(self._key, _APPEARANCE_STREAM)
         style = self._look
         bg_3hw = _background(rng, self.size, style)
@@ -386,10 +510,24 @@ class ShapesVideo:
         for j, side in enumerate([self.sprite_size, *self.others_sprite_size]):
             if j > 0:
                 rng = numpy_rng(self._key, 2 * j + 1)
-            rgb_3hw, mask_hw = _sprite(rng, side, style, _contrasting_colour(rng, mean_3))
+            rgb_3hw, mask_hw = _sprite(rng, side, style, _contrasting_colour(rng, mean_3, style))
             rgb_3hw = _lit_from_above(rgb_3hw, style.object_light)
             sprites.append((_to_uint8_hwc(rgb_3hw), mask_hw))
-        return _to_uint8_hwc(bg_3hw), sprites
+        return _Look(_to_uint8_hwc(bg_3hw), tuple(sprites))
+
+    @cached_property
+    def _shuffled_T(self) -> np.ndarray:
+        return numpy_rng(self._key, _SHUFFLE_STREAM).permutation(self.num_frames)
+
+    def _moments(self, idx_T: np.ndarray) -> np.ndarray:
+        """The moments of the motion shown at frames ``idx_T`` (all of them under "moving";
+        one random moment under "frozen", so the still object stands anywhere on its path)."""
+        if self.motion_mode == "frozen":
+            moment = numpy_rng(self._key, _FREEZE_STREAM).integers(self.num_frames)
+            return np.full_like(idx_T, moment)
+        if self.motion_mode == "shuffled":
+            return self._shuffled_T[idx_T]
+        return idx_T
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 [T, H, W, 3]."""
@@ -397,16 +535,19 @@ class ShapesVideo:
         if idx_T.size and (idx_T.min() < 0 or idx_T.max() >= self.num_frames):
             bad = idx_T[(idx_T < 0) | (idx_T >= self.num_frames)][0]
             raise IndexError(f"frame index {bad} out of range [0, {self.num_frames})")
-        bg_hw3, sprites = self._assets
+        look = self._assets
+        moment_T = self._moments(idx_T)
         frames_THW3 = np.empty((idx_T.size, self.size, self.size, 3), np.uint8)
-        frames_THW3[...] = bg_hw3
+        frames_THW3[...] = look.background_hw3
         paths = [self.top_left_T2, *self.others_top_left]
-        for (rgb_hw3, mask_hw), top_left_T2 in zip(sprites, paths, strict=True):
-            for frame_hw3, (x0, y0) in zip(frames_THW3, top_left_T2[idx_T].tolist(), strict=True):
+        for (rgb_hw3, mask_hw), top_left_T2 in zip(look.sprites, paths, strict=True):
+            corners = top_left_T2[moment_T].tolist()
+            for frame_hw3, (x0, y0) in zip(frames_THW3, corners, strict=True):
                 _paste(frame_hw3, rgb_hw3, mask_hw, x0, y0)
         dusk = self._look.dusk
         if dusk and idx_T.size:  # darker by up to dusk * 255 levels at the last frame
-            dim_T111 = (dusk * 255 * idx_T / max(self.num_frames - 1, 1)).astype(np.uint8)
+            time_T = idx_T if self.motion_mode == "frozen" else moment_T
+            dim_T111 = (dusk * 255 * time_T / max(self.num_frames - 1, 1)).astype(np.uint8)
             dim_T111 = dim_T111[:, None, None, None]
             np.maximum(frames_THW3, dim_T111, out=frames_THW3)  # saturating subtract, in place
             np.subtract(frames_THW3, dim_T111, out=frames_THW3)
@@ -416,9 +557,11 @@ class ShapesVideo:
         extra = f", repeats={self.repeats}" if self.repeats else ""
         extra += "".join(f", +{m.name}" for m in self.others)
         base = _STYLES[self.style]
-        for cue in CUES:
+        for cue in OPTIONS:
             if getattr(self._look, cue) != getattr(base, cue):
                 extra += f", {cue}={getattr(self._look, cue)}"
+        extra += f", look={self.look}" if self.look is not None else ""
+        extra += f", motion={self.motion_mode!r}" if self.motion_mode != "moving" else ""
         return (
             f"ShapesVideo({self.motion.name}, frames={self.num_frames}, size={self.size}, "
             f"style={self.style!r}{extra})"
@@ -483,15 +626,18 @@ class MovingShapes:
     back ``n`` times, n cycling through ``count_range`` (default 1-4) so every motion meets
     every count; label = float n).
 
-    ``light_from_above`` and ``dusk`` override the style's two global cues (None: the style's):
-    the fraction the background dims from top to bottom, which gives rotation prediction an
-    "up", and the fraction of full scale the frames darken from first to last frame, which gives
-    clip-order prediction an arrow of time. Setting one to 0 removes that cue, to test whether a
-    pretext model relies on it. ``object_light`` and ``friction`` (default 0: off) put the same
-    two cues on the moving objects: each object dims by that fraction from its top row to its
-    bottom row, and slows down steadily from 1 + f to 1 - f times its mean speed (same path,
-    same class). Unlike the global cues, these can only be read by finding the moving object
-    or measuring its speed.
+    ``style`` "default" (and its domain shifts "flat" and "noisy") is built so that only motion
+    pays: the "up" is the shading of the one object that moves (``object_light``: it dims from
+    its top row to its bottom row; ``decoys``: three static copies of it are lit from the other
+    sides, so a still frame has no up), the arrow of time is its speed (``friction``: it slows
+    down from 1 + f to 1 - f times its mean speed along the same path), and appearance comes
+    from a pool of ``looks`` shared by all videos, so two clips of one video cannot be matched
+    by their look. The "classic" styles (the default until 2026-12) light the background from
+    above (``light_from_above``) and darken frames over time (``dusk``): global cues a pretext
+    model reads without looking at the motion. Each of these options overrides its style's
+    value (None: the style's; 0 or false removes it), so one cue can be removed to see whether
+    a model relies on it. ``motion`` "frozen" (objects stay where they are in frame 0) and
+    "shuffled" (frames in a fixed random order) remove the motion itself, for the same test.
     """
 
     def __init__(
@@ -500,7 +646,9 @@ class MovingShapes:
         num_classes: int = 10,
         num_frames: int = 32,
         size: int = 112,
-        style: Literal["default", "flat", "noisy"] = "default",
+        style: Literal[
+            "default", "flat", "noisy", "classic", "classic_flat", "classic_noisy"
+        ] = "default",
         seed: int = 0,
         fps: float = 25.0,
         classes: list[str] | None = None,
@@ -510,6 +658,9 @@ class MovingShapes:
         dusk: float | None = None,
         object_light: float | None = None,
         friction: float | None = None,
+        decoys: bool | None = None,
+        looks: int | None = None,
+        motion: Literal["moving", "frozen", "shuffled"] = "moving",
     ) -> None:
         _check_int("num_samples", num_samples, 1)
         _check_int("num_frames", num_frames, 1)
@@ -522,7 +673,7 @@ class MovingShapes:
         if task not in TASKS:
             raise ValueError(f"moving_shapes: task must be one of {TASKS}, got {task!r}")
         given = zip(CUES, (light_from_above, dusk, object_light, friction), strict=True)
-        self.cues: dict[str, float] = {}  # the style's cues this dataset overrides
+        self.cues: dict[str, float | int | bool] = {}  # the style options this dataset overrides
         for cue, value in given:
             if value is None:
                 continue
@@ -533,6 +684,18 @@ class MovingShapes:
                     f"or null for the style's, got {value!r}"
                 )
             self.cues[cue] = float(value)
+        if decoys is not None:
+            if not isinstance(decoys, bool):
+                raise ValueError(
+                    f"moving_shapes: decoys must be true, false or null, got {decoys!r}"
+                )
+            self.cues["decoys"] = decoys
+        if looks is not None:
+            _check_int("looks", looks, 0, 1 << 20)  # 0: every video its own look
+            self.cues["looks"] = int(looks)
+        if motion not in MOTIONS:
+            raise ValueError(f"moving_shapes: motion must be one of {MOTIONS}, got {motion!r}")
+        self.motion = motion
         self.motions: list[Motion] = _pick_classes(classes, num_classes)
         if task == "multilabel" and len(self.motions) < 2:
             raise ValueError("moving_shapes: task multilabel shows two motions: num_classes >= 2")
@@ -594,6 +757,7 @@ class MovingShapes:
             repeats=self.count(i) if self.task == "counting" else 0,
             others=[self.motions[j] for j in ids[1:]],
             cues=self.cues,
+            motion_mode=self.motion,
         )
         return VideoSample(
             video=video, label=self.label(i), index=i, video_id=f"moving_shapes_{i:06d}"
@@ -602,6 +766,7 @@ class MovingShapes:
     def __repr__(self) -> str:
         extra = f", task={self.task!r}" if self.task != "classification" else ""
         extra += "".join(f", {cue}={value}" for cue, value in self.cues.items())
+        extra += f", motion={self.motion!r}" if self.motion != "moving" else ""
         return (
             f"MovingShapes(num_samples={self.num_samples}, num_classes={self.num_classes}, "
             f"num_frames={self.num_frames}, size={self.size}, style={self.style!r}, "

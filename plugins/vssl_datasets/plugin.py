@@ -13,10 +13,22 @@ from vssl_datasets import (
     synth_disk,
     ucf101,
     ucfrep,
+    video_folder,
     video_list,
 )
 
-DATASET_MODULES = (moving_shapes, ucf101, hmdb51, kinetics, ssv2, gym, charades, ucfrep, video_list)
+DATASET_MODULES = (
+    moving_shapes,
+    ucf101,
+    hmdb51,
+    kinetics,
+    ssv2,
+    gym,
+    charades,
+    ucfrep,
+    video_list,
+    video_folder,
+)
 
 
 @hookimpl

@@ -26,6 +26,7 @@ def vssl_recipe_search_paths():
 
 @hookimpl
 def vssl_cli_commands():
+    from vssl_eval import extract
     from vssl_eval.severe import COMMAND
 
-    return [COMMAND]
+    return [COMMAND, extract.COMMAND]

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from vssl_core.data.clips import normalize_uint8
+from vssl_core.engine.precision import autocast as precision_autocast
 from vssl_core.interfaces import VideoDataset
 from vssl_eval.metrics import build_metrics
 from vssl_eval.multiview import MultiViewClips, ViewBatch, ViewPlan, collate_views
@@ -54,9 +55,9 @@ class TestOutput:
 
 
 def autocast(device: torch.device, precision: str):
-    """bf16 autocast on GPU unless the recipe asks for fp32 (as the trainer does)."""
-    if device.type == "cuda" and precision in ("auto", "bf16"):
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    """The trainer's autocast on a GPU (bf16, or fp16 where the recipe asks); fp32 on a CPU."""
+    if device.type == "cuda":
+        return precision_autocast(device, precision)
     return contextlib.nullcontext()
 
 

@@ -20,6 +20,9 @@ Decisions (where the official code leaves freedom):
   after t optimizer steps, and so does ours, done right after step t (its first update is a
   no-op since ξ = θ at start). Unlike an update in ``forward``, it runs once per optimizer step
   under gradient accumulation, never in eval mode, and has happened before a checkpoint is saved.
+- ``momentum_schedule: cosine`` (not MoCo v2's; MoCo v3's and BYOL's) raises the momentum from
+  ``momentum`` to 1 over the run, whose length the trainer gives (``Objective.run``); the default
+  "constant" is MoCo v2's fixed 0.999.
 - Keys are all-gathered in ``forward`` but enqueued in ``after_step``: every micro-batch of a
   step sees the same queue, so gradient accumulation equals one big batch, and the pointer
   advances by the global batch once per step.
@@ -90,6 +93,7 @@ class MoCo(MomentumContrast):
         dim: int = 128,
         queue_size: int = 16384,
         momentum: float = 0.999,
+        momentum_schedule: Literal["constant", "cosine"] = "constant",
         temperature: float = 0.2,
         mlp: bool = True,
         positive: Literal["two_clips", "two_augmentations"] = "two_clips",
@@ -131,6 +135,7 @@ class MoCo(MomentumContrast):
             dim=dim,
             queue_size=queue_size,
             momentum=momentum,
+            momentum_schedule=momentum_schedule,
             shuffle_bn=shuffle_bn,
             bn_groups=bn_groups,
         )

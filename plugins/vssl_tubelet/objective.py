@@ -78,6 +78,7 @@ class TubeletContrast(MomentumContrast):
         dim: int = 128,
         queue_size: int = 16384,
         momentum: float = 0.999,
+        momentum_schedule: Literal["constant", "cosine"] = "constant",
         temperature: float = 0.2,
         mlp: bool = True,
         stride: int = 2,
@@ -118,6 +119,7 @@ class TubeletContrast(MomentumContrast):
             dim=dim,
             queue_size=queue_size,
             momentum=momentum,
+            momentum_schedule=momentum_schedule,
             shuffle_bn=shuffle_bn,
             bn_groups=bn_groups,
         )

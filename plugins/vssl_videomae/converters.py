@@ -81,39 +81,57 @@ VIDEOMAE = CheckpointFormat(
 # ---------------------------------------------------------------------------------------------
 # Hugging Face transformers
 
-_LAYER = r"encoder\.layer\.(\d+)\."
+
+def layer_rules(layer: str, block: str) -> list[tuple[str, str]]:
+    """Rename rules of transformers' layers ``{layer}.i.*`` (a regex) to vssl's Block names
+    ``{block}.i.*``; the fused ``qkv`` weight is made by :func:`fuse_qkv`."""
+    at = layer + r"\.(\d+)\."
+    return [
+        (at + r"layernorm_before\.(weight|bias)", block + r".\1.norm1.\2"),
+        (at + r"layernorm_after\.(weight|bias)", block + r".\1.norm2.\2"),
+        (at + r"attention\.attention\.(q_bias|query\.bias)", block + r".\1.attn.q_bias"),
+        (at + r"attention\.attention\.(v_bias|value\.bias)", block + r".\1.attn.v_bias"),
+        (at + r"attention\.output\.dense\.(weight|bias)", block + r".\1.attn.proj.\2"),
+        (at + r"intermediate\.dense\.(weight|bias)", block + r".\1.mlp.fc1.\2"),
+        (at + r"output\.dense\.(weight|bias)", block + r".\1.mlp.fc2.\2"),
+    ]
+
+
+ENCODER_LAYERS, DECODER_LAYERS = r"encoder\.layer", r"decoder\.decoder_layers"
 HF_RULES = [
     (r"embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.proj.\1"),
-    (_LAYER + r"layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
-    (_LAYER + r"layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
-    (_LAYER + r"attention\.attention\.(q_bias|query\.bias)", r"blocks.\1.attn.q_bias"),
-    (_LAYER + r"attention\.attention\.(v_bias|value\.bias)", r"blocks.\1.attn.v_bias"),
-    (_LAYER + r"attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
-    (_LAYER + r"intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
-    (_LAYER + r"output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
+    *layer_rules(ENCODER_LAYERS, "blocks"),
     (r"layernorm\.(weight|bias)", r"norm.\1"),
 ]
-_QKV = re.compile(_LAYER + r"attention\.attention\.(query|key|value)\.weight")
+HF_DECODER_RULES = [  # VideoMAEForPreTraining's own modules -> the videomae objective's names
+    *layer_rules(DECODER_LAYERS, "decoder.blocks"),
+    (r"decoder\.(norm|head)\.(weight|bias)", r"decoder.\1.\2"),
+    (r"encoder_to_decoder\.weight", "encoder_to_decoder.weight"),
+    (r"mask_token", "mask_token"),
+]
 
 
-def fuse_qkv(src: SourceState, prefix: str) -> dict[str, torch.Tensor]:
-    """``blocks.i.attn.qkv.weight`` [3D, D] from the separate query, key and value weights
+def fuse_qkv(
+    src: SourceState, prefix: str, layer: str = ENCODER_LAYERS, block: str = "blocks"
+) -> dict[str, torch.Tensor]:
+    """``{block}.i.attn.qkv.weight`` [3D, D] from the separate query, key and value weights
     [D, D] of each layer: rows [0, D) are q, [D, 2D) k, [2D, 3D) v (the official fused order)."""
+    pattern = re.compile(layer + r"\.(\d+)\.attention\.attention\.(query|key|value)\.weight")
     parts: dict[str, dict[str, str]] = {}
     for key in src:
-        match = _QKV.fullmatch(key[len(prefix) :]) if key.startswith(prefix) else None
+        match = pattern.fullmatch(key[len(prefix) :]) if key.startswith(prefix) else None
         if match:
             parts.setdefault(match.group(1), {})[match.group(2)] = key
     out = {}
-    for layer, found in sorted(parts.items(), key=lambda item: int(item[0])):
+    for layer_id, found in sorted(parts.items(), key=lambda item: int(item[0])):
         absent = {"query", "key", "value"} - set(found)
         if absent:
             raise ConversionError(
-                f"layer {layer} of the transformers checkpoint lacks its attention "
+                f"layer {layer_id} of the transformers checkpoint lacks its attention "
                 f"{', '.join(sorted(absent))} weight; the file is incomplete"
             )
         q, k, v = (src[found[name]] for name in ("query", "key", "value"))
-        out[f"blocks.{layer}.attn.qkv.weight"] = torch.cat((q, k, v), dim=0)
+        out[f"{block}.{layer_id}.attn.qkv.weight"] = torch.cat((q, k, v), dim=0)
     return out
 
 
@@ -137,7 +155,8 @@ def _detect_hf(keys: frozenset[str]) -> bool:
 VIDEOMAE_HF = CheckpointFormat(
     name="videomae_hf",
     summary="Hugging Face transformers VideoMAEModel / VideoMAEForPreTraining / "
-    "VideoMAEForVideoClassification state dict (`pytorch_model.bin` or `model.safetensors`)",
+    "VideoMAEForVideoClassification (a folder with config.json, or its `pytorch_model.bin` / "
+    "`model.safetensors`); read with the pretraining decoder, written with --to",
     convert=_convert_hf,
     backbones=VITS,
     drops=(
@@ -147,6 +166,15 @@ VIDEOMAE_HF = CheckpointFormat(
         (r"fc_norm\.(weight|bias)|classifier\.(weight|bias)", "the fine-tuned classifier"),
     ),
     detect=_detect_hf,
+    objective=lambda state, config: _hf_models().objective_part(state, config),
+    export=lambda source: _hf_models().export_hf(source),
 )
+
+
+def _hf_models():
+    from vssl_videomae import hf_models  # imports this module: load it when used
+
+    return hf_models
+
 
 FORMATS = [VIDEOMAE, VIDEOMAE_HF]

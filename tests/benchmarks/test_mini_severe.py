@@ -23,6 +23,7 @@ def test_tiny_runs_every_stage_writes_the_results_and_a_rerun_skips_finished_run
 ):
     out = tmp_path / "mini"
     argv = ["--tiny", "--methods", "rotation", "--settings", "ucf101_1k,ucf_rc", "--out", str(out)]
+    argv += ["--seeds", "0", "1"]
     assert mini_severe.main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     assert list(results["arms"]) == ["rotation", "random_cnn3d_small"]
@@ -261,3 +262,58 @@ def test_a_typo_in_a_variant_names_the_arm_and_the_closest_key_before_anything_r
     typo = mini_severe.parse_variant("rotation_flat=rotation data.dataset.stlye=flat")
     with pytest.raises(SystemExit, match=r"(?s)arm 'rotation_flat'.*did you mean 'style'"):
         mini_severe.make_arms([], mini_severe.ROOT / "recipes", [], load_plugins(), [typo])
+
+
+def test_an_example_method_is_found_through_its_plugins_recipe_path(mini_severe, tmp_path):
+    class Host:  # a plugin host whose search path holds the example plugin's recipes
+        def recipe_search_paths(self):
+            return [tmp_path]
+
+    with pytest.raises(SystemExit, match=r"pip install examples/vssl_speed first"):
+        mini_severe.method_recipe("speed", mini_severe.ROOT / "recipes", Host())
+    assert "speed" not in mini_severe.default_methods(Host())
+    (tmp_path / "speed").mkdir()
+    (tmp_path / "speed" / "synthetic.yaml").write_text("run: {name: speed}\n")
+    recipe = mini_severe.method_recipe("speed", mini_severe.ROOT / "recipes", Host())
+    assert recipe == Path("speed/synthetic.yaml")
+    assert mini_severe.default_methods(Host())[-2:] == ["speed", "supervised"]
+    with pytest.raises(SystemExit, match="choose from rotation"):
+        mini_severe.method_recipe("byol", mini_severe.ROOT / "recipes", Host())
+
+
+class _Runner:
+    """Runs nothing: a task's exit code is given per task name."""
+
+    def __init__(self, codes: dict[str, int]) -> None:
+        self.codes, self.started = codes, []
+
+    def start(self, name, argv):
+        self.started.append(name)
+        return lambda: self.codes.get(name, 0)
+
+
+def test_a_run_stopped_by_sigterm_stops_the_benchmark_and_starts_nothing_more(mini_severe):
+    tasks = [mini_severe.Task(n, lambda: []) for n in ("a", "b", "c")]
+    tasks[2].after = ("b",)
+    runner = _Runner({"a": 143})
+    stop = mini_severe.StopFlag()
+    mini_severe.run_tasks(tasks, runner, jobs=1, say=lambda _: None, stop=stop)
+    assert runner.started == ["a"]
+    assert [t.status for t in tasks] == ["failed", "stopped", "stopped"]
+    assert stop.exit_code == 143
+
+
+def test_sigterm_to_the_driver_is_forwarded_to_its_runs(mini_severe, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    runner = mini_severe.Runner(tmp_path, threads=1, in_process=False)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    runner.children.append(child)
+    stop = mini_severe.StopFlag()
+    with stop.catching(runner):
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert child.wait(timeout=10) == -signal.SIGTERM
+    assert stop.exit_code == 143

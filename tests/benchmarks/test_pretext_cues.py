@@ -1,5 +1,6 @@
 """benchmarks/pretext_cues.py: a finished pretraining is reloaded and measured on held-out
-videos with each global cue removed, and only the cue differs between the rows."""
+videos with each cue removed, only the cue differs between the rows, and each metric comes with
+its chance level."""
 
 import json
 from pathlib import Path
@@ -25,13 +26,26 @@ def test_rows_measure_the_trained_model_on_the_same_videos_without_each_cue(
     assert vssl(argv) == 0
     out = tmp_path / "cues.json"
     assert pretext_cues.main([str(run), "--batches", "2", "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())[str(run)]
-    assert list(rows) == list(pretext_cues.CUES)
+    measured = json.loads(out.read_text())[str(run)]
+    rows = measured["rows"]
+    assert list(rows) == list(pretext_cues.ROWS)
+    assert measured["chance"] == {"acc": 0.25}  # 4 rotations
     for row in rows.values():
         assert set(row) == {"loss", "acc"} and 0 <= row["acc"] <= 1
-    # dusk does not touch the background's light gradient, but removing the light changes inputs
-    assert rows["as rendered"]["loss"] != rows["no light from above"]["loss"]
-    assert "| rotation-tiny | neither cue |" in capsys.readouterr().out
+    # each row changes the inputs: no two conditions give the same loss
+    losses = [row["loss"] for row in rows.values()]
+    assert len(set(losses)) == len(losses)
+    printed = capsys.readouterr().out
+    assert (
+        "| rotation-tiny | frozen objects |" in printed and "| rotation-tiny | chance |" in printed
+    )
+
+
+def test_classic_rows_remove_the_classic_styles_global_cues(pretext_cues):
+    rows = pretext_cues.parse_rows([], "classic")
+    assert rows["no light from above"] == ("data.dataset.light_from_above=0",)
+    assert rows["neither cue"] == ("data.dataset.light_from_above=0", "data.dataset.dusk=0")
+    assert set(pretext_cues.OBJECT_CUES) | set(pretext_cues.OTHER_CUES) < set(pretext_cues.ROWS)
 
 
 def test_a_malformed_row_names_the_fix(pretext_cues, tmp_path, capsys):

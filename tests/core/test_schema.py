@@ -50,12 +50,12 @@ def test_unknown_section_key_names_full_path_and_closest(host):
 def test_wrong_types_name_the_expected_type(host):
     r = base()
     r["objective"]["mask_ratio"] = "high"
-    r["train"] = {"epochs": 1.5, "precision": "fp16"}
+    r["train"] = {"epochs": 1.5, "precision": "fp8"}
     r["optim"] = {"betas": [0.9]}
     ps = problems(r, host)
     assert "objective.mask_ratio: expected float, got str 'high'" in ps
     assert "train.epochs: expected int, got float 1.5" in ps
-    assert "train.precision: expected one of 'auto', 'bf16', 'fp32', got str 'fp16'" in ps
+    assert "train.precision: expected one of 'auto', 'bf16', 'fp16', 'fp32', got str 'fp8'" in ps
     assert any(p.startswith("optim.betas: expected a list of 2 (float, float) or null") for p in ps)
 
 
@@ -160,7 +160,10 @@ def test_objective_backbone_capability_mismatch_names_backbones_that_fit(host):
     assert "objective 'mae' needs a backbone with token_mask, which 'cnn' lacks" in p
     assert "backbones that have it: vit_a, vit_b" in p
     recipe["backbone"]["name"] = "vit_b"
-    validate_recipe(recipe, reg)
+    with pytest.raises(RecipeValidationError) as err:  # the pairing fits; the factory does not
+        validate_recipe(recipe, reg)
+    (p,) = err.value.problems
+    assert "backbone 'vit_b' (plugin 'p', NoneType)" in p and "not a torch.nn.Module" in p
 
 
 def test_builtin_vits_declare_token_masking(host):

@@ -1,13 +1,17 @@
-"""`vssl convert`: turn a checkpoint from another code base into a vssl backbone checkpoint.
+"""`vssl convert`: turn a checkpoint from another code base into a vssl checkpoint, or (with
+``--to``) a vssl checkpoint into another code base's layout (:mod:`vssl_core.export`).
 
-The output holds only the backbone (``model`` = ``backbone.*``, with the ``format: vssl``
-marker), so an eval recipe's ``checkpoint=`` and :func:`vssl_core.convert.load_backbone_checkpoint`
-read it like a checkpoint of our own. What was dropped, and why, is printed and stored with it.
+The output holds the backbone (``model`` = ``backbone.*``, with the ``format: vssl`` marker), so
+an eval recipe's ``checkpoint=`` and :func:`vssl_core.convert.load_backbone_checkpoint` read it
+like a checkpoint of our own; where the format reads more (a VideoMAE pretraining decoder), the
+objective's modules and spec too. What was dropped, and why, is printed and stored with it. IN
+may be a folder holding one weights file and a ``config.json`` (transformers' layout).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import yaml
@@ -17,8 +21,9 @@ from vssl_core.convert import (
     ConversionError,
     check_fits,
     checkpoint_formats,
-    convert,
+    convert_model,
     converted_checkpoint,
+    summarize_keys,
 )
 from vssl_core.engine.checkpoint import save_atomic
 
@@ -39,6 +44,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
         help="check that the weights fill this backbone exactly: a name (vit_base) or a YAML "
         "mapping ('{name: vit_small, depth: 6}'); recorded in OUT",
     )
+    p.add_argument(
+        "--to",
+        metavar="FORMAT",
+        help="write IN (a vssl checkpoint) in this format instead, into the new folder OUT "
+        "(config.json + weights); e.g. videomae_hf",
+    )
     p.add_argument("--list", action="store_true", help="list the known formats and exit")
 
 
@@ -58,10 +69,42 @@ def _list(host) -> int:
     for name, fmt in checkpoint_formats(host).items():
         targets = ", ".join(fmt.backbones) if fmt.backbones else "any backbone"
         auto = "" if fmt.detect is not None or name == "vssl" else " (never auto-detected)"
-        print(f"{name:<13} {fmt.summary}")
+        print(f"{name:<13} {fmt.summary}" + (" (also written: --to)" if fmt.export else ""))
         print(f"{'':<13} backbones: {targets}{auto}")
         for pattern, reason in fmt.drops:
             print(f"{'':<13} drops {pattern}: {reason}")
+    return 0
+
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def source_files(source: Path) -> tuple[Path, dict]:
+    """The weights file of IN and its config.json (``{}`` when there is none): IN itself and a
+    config.json beside it, or a folder holding both (transformers' save_pretrained layout)."""
+    folder = source if source.is_dir() else source.parent
+    if source.is_dir():
+        found = [source / name for name in WEIGHT_FILES if (source / name).is_file()]
+        if not found:
+            raise ConversionError(
+                f"{source} is a folder without {' or '.join(WEIGHT_FILES)}; give the weights file"
+            )
+        source = found[0]
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    return source, config if isinstance(config, dict) else {}
+
+
+def _export(args: argparse.Namespace, host, source: Path, output: Path) -> int:
+    from vssl_core.export import export_checkpoint
+
+    spec = _backbone_spec(args.backbone) if args.backbone else None
+    exported = export_checkpoint(source, args.to, output, spec, args.fmt, host)
+    print(
+        f"wrote {output}: {exported.architecture} ({len(exported.state)} tensors) and config.json"
+    )
+    for note in exported.notes:
+        print(f"note: {note}")
     return 0
 
 
@@ -70,24 +113,32 @@ def run(args: argparse.Namespace, host) -> int:
         return _list(host)
     if not args.source or not args.output:
         raise ConversionError(
-            "vssl convert needs IN and OUT: vssl convert [--from FORMAT] IN OUT "
+            "vssl convert needs IN and OUT: vssl convert [--from FORMAT | --to FORMAT] IN OUT "
             "(or --list to see the formats)"
         )
     source, output = Path(args.source), Path(args.output)
     if source.resolve() == output.resolve():
         raise ConversionError(f"OUT must differ from IN ({source}); converting never overwrites")
+    if args.to:
+        return _export(args, host, source, output)
+    weights, config = source_files(source)
     spec = _backbone_spec(args.backbone) if args.backbone else None
-    conversion = convert(args.fmt, source, spec["name"] if spec else None, host)
+    conversion, part = convert_model(
+        args.fmt, weights, spec["name"] if spec else None, host, config
+    )
     detected = " (detected)" if args.fmt == "auto" else ""
-    print(f"read {source}: format {conversion.format}{detected}")
+    print(f"read {weights}: format {conversion.format}{detected}")
     print(conversion.describe())
+    if part is not None:
+        spec = spec or part.backbone
+        print(f"kept the {part.objective['name']} objective's {summarize_keys(list(part.tensors))}")
     if spec is not None:
         from vssl_core.build import build
 
         backbone = build(host.registry, "backbone", spec)
         check_fits(conversion.state, backbone, conversion)
         print(f"fits backbone {spec['name']} exactly (every key filled, every shape equal)")
-    save_atomic(converted_checkpoint(conversion, spec), output)
+    save_atomic(converted_checkpoint(conversion, spec, part), output)
     print(f"wrote {output}")
     return 0
 
@@ -96,7 +147,7 @@ COMMANDS: list[CliCommand] = [
     CliCommand(
         name="convert",
         help="Convert a checkpoint of another code base (VideoMAE, SIGMA, torchvision, ...) into "
-        "a vssl backbone checkpoint.",
+        "a vssl checkpoint, or a vssl checkpoint into another format (--to videomae_hf).",
         description="Convert a checkpoint of another code base into a vssl backbone checkpoint. "
         "Every key of IN is mapped onto the backbone or dropped for a stated reason (a decoder, "
         "a classifier, a queue); anything else is an error, never a silent partial load.",

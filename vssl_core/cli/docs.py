@@ -2,7 +2,8 @@
 
 - docs/reference/hooks.md: every hook, from the docstrings in ``vssl_core/hookspecs.py``;
 - docs/reference/recipe.md: every trainer section key and every registered component's
-  arguments, from the schema dataclasses and the factories' signatures.
+  arguments, from the schema dataclasses and the factories' signatures;
+- docs/reference/api.md: the plugin and Python API (``vssl_core/cli/api_docs.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import typing
 from pathlib import Path
 
 from vssl_core import hookspecs
+from vssl_core.cli.api_docs import field_comments, render_api_reference
 from vssl_core.plugins import PluginHost, load_plugins
 from vssl_core.registry import KINDS
 from vssl_core.schema import COMPONENT_PATHS, RecipeSchema, component_params
@@ -25,16 +27,6 @@ def _default(value) -> str:
     if value is inspect.Parameter.empty or value is dataclasses.MISSING:
         return "required"
     return f"`{value!r}`"
-
-
-def _field_comments(cls: type) -> dict[str, str]:
-    """The trailing ``# comment`` of each dataclass field: the schema's own documentation."""
-    comments = {}
-    for line in inspect.getsource(cls).splitlines():
-        name, _, rest = line.strip().partition(":")
-        if "#" in rest and name.isidentifier():
-            comments[name] = rest.split("#", 1)[1].strip()
-    return comments
 
 
 def render_recipe_reference(host: PluginHost) -> str:
@@ -67,7 +59,7 @@ def render_recipe_reference(host: PluginHost) -> str:
                 ]
             continue
         out += [f"## `{top.name}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
-        notes = _field_comments(cls)
+        notes = field_comments(cls)
         sub_hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             path = f"{top.name}.{f.name}"
@@ -114,7 +106,11 @@ def render_recipe_reference(host: PluginHost) -> str:
 def write_all(root: Path = DOCS) -> list[Path]:
     host = load_plugins()
     root.mkdir(parents=True, exist_ok=True)
-    pages = {"hooks.md": hookspecs.render_markdown(), "recipe.md": render_recipe_reference(host)}
+    pages = {
+        "hooks.md": hookspecs.render_markdown(),
+        "recipe.md": render_recipe_reference(host),
+        "api.md": render_api_reference(),
+    }
     written = []
     for name, text in pages.items():
         path = root / name

@@ -1,11 +1,13 @@
-"""Built-in logging, implemented as hook plugins: metrics.jsonl and TensorBoard (the progress
-bar: :mod:`vssl_core.engine.progress`).
+"""Built-in logging, implemented as hook plugins: metrics.jsonl, metrics.csv and TensorBoard (the
+progress bar: :mod:`vssl_core.engine.progress`).
 
-They use the same lifecycle hooks a third-party logger (W&B, MLflow...) would implement.
+They use the same lifecycle hooks as the logger components of ``log.loggers`` (the optional
+``wandb`` and ``mlflow`` loggers of the vssl_loggers plugin, or a third party's).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 
 from vssl_core.engine.run import RunContext
@@ -43,6 +45,53 @@ class MetricsFileLogger:
         if self.file is not None:
             self.file.close()
             self.file = None
+
+
+class CsvLogger:
+    """<run dir>/metrics.csv (rank 0): a ``step`` column, then one column per metric in the
+    order first seen; a metric that appears later (a monitor's) adds a column and the file is
+    rewritten with it, so every row has every column (empty where not logged)."""
+
+    def __init__(self) -> None:
+        self.path = None
+        self.rows: list[dict] = []
+        self.columns: list[str] = ["step"]
+
+    @hookimpl
+    def vssl_train_start(self, run: RunContext) -> None:
+        if not run.is_main:
+            return
+        self.path = run.run_dir / "metrics.csv"
+        if run.start_step and self.path.exists():  # a resume: keep the rows up to its step
+            with open(self.path, newline="") as f:
+                reader = csv.DictReader(f)
+                self.columns = list(reader.fieldnames or ["step"])
+                self.rows = [r for r in reader if int(r["step"]) <= run.start_step]
+        self._write()
+
+    @hookimpl
+    def vssl_step_end(self, run: RunContext, step: int, metrics: dict | None) -> None:
+        if self.path is None or metrics is None:
+            return
+        row = {"step": step, **metrics}
+        self.rows.append(row)
+        new = [k for k in row if k not in self.columns]
+        if new:
+            self.columns += new
+            self._write()
+        else:
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, self.columns).writerow(row)
+
+    def _write(self) -> None:
+        with open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, self.columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    @hookimpl
+    def vssl_train_end(self, run: RunContext, step: int, status: str) -> None:
+        self.path = None
 
 
 class TensorBoardLogger:

@@ -34,7 +34,8 @@ from vssl_core.engine.distributed import (
     init_distributed,
     shutdown,
 )
-from vssl_core.engine.logging import MetricsFileLogger, TensorBoardLogger
+from vssl_core.engine.init_from import build_initialized
+from vssl_core.engine.logging import CsvLogger, MetricsFileLogger, TensorBoardLogger
 from vssl_core.engine.optim import (
     build_optimizer,
     build_scheduler,
@@ -43,8 +44,10 @@ from vssl_core.engine.optim import (
     scale_lr,
     warmup_steps,
 )
+from vssl_core.engine.precision import LossScaling
 from vssl_core.engine.progress import ProgressBar, gpu_sized_on_cpu
 from vssl_core.engine.run import RunContext
+from vssl_core.interfaces import RunInfo
 from vssl_core.plugins import PluginHost
 from vssl_core.recipe import dump_yaml
 
@@ -144,13 +147,6 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return int(state[0]) << 31 | int(state[1]) >> 1  # < 2**63
 
 
-def _autocast(device: torch.device, precision: str):
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
 
 
@@ -228,6 +224,11 @@ class Trainer:
     # ------------------------------------------------------------------------------- set-up
     def _setup(self) -> None:
         cfg = self.config
+        # logger components (W&B, MLflow, ...) first: a missing package stops before any work
+        self.logger_components = [
+            (f"vssl.logger.{spec['name']}", build(self.host.registry, "logger", spec))
+            for spec in cfg.log.loggers
+        ]
         self.dist = init_distributed(cfg.train.device)
         if self.dist.device.type == "cpu":
             keep_freed_cpu_memory()  # no page faults re-allocating each step's tensors
@@ -235,7 +236,11 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
 
         self.dataset = build_dataset(self.host.registry, cfg.data)
-        self.model = build_objective(self.host.registry, cfg.data).to(self.dist.device)
+        if resume_from is None:  # a resume restores its own weights: init_from is not read
+            self.model, loaded = build_initialized(self.host.registry, cfg.data, self.host)
+        else:
+            self.model, loaded = build_objective(self.host.registry, cfg.data), ""
+        self.model = self.model.to(self.dist.device)
         self.views = self.model.views()
         self.layout = BatchLayout.from_recipe(
             cfg.batch.global_size, cfg.batch.per_rank, self.dist.world_size
@@ -275,11 +280,16 @@ class Trainer:
             ),
             self.total_steps,
         )
+        self.precision = LossScaling(self.dist.device, tr.precision)
         if self.dist.is_main:  # only now: a recipe that fails to build leaves no run folder
             self._open_log_file()
+            if loaded:
+                log.info("%s", loaded)
         self.start_step = 0
         if resume_from is not None:
             self.start_step = self._restore(resume_from)
+        # the objective learns the run's length and position itself (before DDP and compile)
+        self.model.begin_run(RunInfo(self.total_steps, self.steps_per_epoch, self.start_step))
 
         self.ddp = self.model
         if self.dist.distributed:
@@ -401,6 +411,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         match_state_layouts(self.optimizer)  # the checkpoint may be in the other memory layout
         self.scheduler.load_state_dict(state["scheduler"])
+        self.precision.load_state_dict(state.get("scaler"))
         ckpt.set_rng_state(state["rng"])
         if self.dist.is_main:
             log.info("resumed from %s at step %d", path, state["step"])
@@ -420,9 +431,9 @@ class Trainer:
             batch = normalize_on_device(batch, self.views)
             sync = i == accum - 1 or not self.dist.distributed
             with contextlib.nullcontext() if sync else self.ddp.no_sync():
-                with _autocast(self.dist.device, self.train_cfg.precision):
+                with self.precision.autocast():
                     out = self.ddp(batch)
-                (out.loss / accum).backward()
+                self.precision.backward(out.loss / accum)  # scaled with fp16
             loss_sum += out.loss.detach().float() / accum
             for k, v in out.metrics.items():
                 metric_sums[k] = metric_sums.get(k, 0) + v.detach().float() / accum
@@ -449,8 +460,9 @@ class Trainer:
 
     def _optimizer_step(self) -> None:
         if self.train_cfg.grad_clip is not None:
+            self.precision.unscale_(self.optimizer)  # clip the true gradients
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip)
-        self.optimizer.step()
+        self.precision.step(self.optimizer)  # fp16: skipped if a gradient overflowed
         self.scheduler.step()
 
     # ------------------------------------------------------------------------------- loop
@@ -487,6 +499,9 @@ class Trainer:
         plugins: list[tuple[str, object]] = [("vssl.metrics_file", MetricsFileLogger())]
         if lg.tensorboard:
             plugins.append(("vssl.tensorboard", TensorBoardLogger()))
+        if lg.csv:
+            plugins.append(("vssl.csv", CsvLogger()))
+        plugins += self.logger_components  # log.loggers (W&B, MLflow, ...), built in _setup
         if lg.progress_bar:
             plugins.append(("vssl.progress", ProgressBar()))
         return plugins
@@ -516,6 +531,7 @@ class Trainer:
                 t_wait = time.perf_counter()
                 continue
             torch.manual_seed(step_seed(cfg.run.seed, step, self.dist.rank))
+            self.model.set_run_step(step)  # in place: a compiled forward does not recompile
             loss, metrics = self._forward_backward(micro)
             micro = []
             finite, stop_now, loss_value, metric_values = self._check_step(loss, metrics, stop)
@@ -612,6 +628,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.precision.state_dict(),  # fp16's loss scale (None otherwise)
             "rng": ckpt.rng_state(),
             "recipe": self.config.data,
             "world_size": self.dist.world_size,

@@ -8,6 +8,11 @@ MoCo ``key_backbone``/``key_projector``, tubelet-contrast ``key_encoder``/``key_
 What stays in the subclass: which clips make a pair, and the loss. The timing decisions
 (update and enqueue in ``after_step``) are documented in vssl_moco/objective.py.
 
+``momentum_schedule``: "constant" (MoCo v1/v2 and tubelet contrast: ``momentum`` at every step)
+or "cosine" (MoCo v3, BYOL: from ``momentum`` at step 0 to 1 at the run's last step, along half
+a cosine); the run's length comes from ``self.run`` (:class:`vssl_core.interfaces.RunInfo`),
+which the trainer sets before the first step, so a resumed run continues the same schedule.
+
 Shape legend: B batch (per rank), C channels, T frames, H height, W width, D embedding width.
 """
 
@@ -28,6 +33,9 @@ from vssl_core.nn.contrastive import (
     momentum_update_,
     shuffled_forward,
 )
+from vssl_core.nn.schedules import cosine_ramp
+
+MOMENTUM_SCHEDULES = ("constant", "cosine")
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
@@ -51,6 +59,7 @@ class MomentumContrast(Objective):
         momentum: float,
         shuffle_bn: bool,
         bn_groups: int | None,
+        momentum_schedule: str = "constant",
     ) -> None:
         """``online`` names the (encoder, head) attributes already set; ``key`` names their
         momentum twins, created here. ``method`` prefixes error messages."""
@@ -58,6 +67,12 @@ class MomentumContrast(Objective):
             raise ValueError(f"{method} momentum={momentum!r}: must be in [0, 1] (MoCo: 0.999)")
         if bn_groups is not None and bn_groups < 1:
             raise ValueError(f"{method} bn_groups={bn_groups!r}: use None or >= 1")
+        if momentum_schedule not in MOMENTUM_SCHEDULES:
+            raise ValueError(
+                f"{method} momentum_schedule={momentum_schedule!r}: choose one of "
+                f"{', '.join(MOMENTUM_SCHEDULES)}"
+            )
+        self.momentum_schedule = momentum_schedule
         self._method, self._online, self._key_names = method, online, key
         self.momentum, self.shuffle_bn, self.bn_groups = momentum, shuffle_bn, bn_groups
         for src, dst in zip(online, key, strict=True):
@@ -104,11 +119,23 @@ class MomentumContrast(Objective):
             self._pending.append(concat_all_gather(k_BD.float()))
         return k_BD
 
+    def momentum_at(self, step: int) -> float:
+        """The momentum of the update after ``step`` completed optimizer steps."""
+        if self.momentum_schedule == "constant":
+            return self.momentum
+        if self.run is None:
+            raise RuntimeError(
+                f"{self._method} momentum_schedule=cosine needs the run's length, which the "
+                "trainer gives before the first step (Objective.begin_run)"
+            )
+        return cosine_ramp(self.momentum, 1.0, self.run.fraction(step))
+
     @torch.no_grad()
     def after_step(self, step: int) -> None:
         """Enqueue this step's keys (all ranks, all micro-batches), then move the key twins."""
         if self._pending:
             self.queue.enqueue(torch.cat(self._pending))
             self._pending.clear()
+        momentum = self.momentum_at(step)
         for src, dst in zip(self._online, self._key_names, strict=True):
-            momentum_update_(getattr(self, dst), getattr(self, src), self.momentum)
+            momentum_update_(getattr(self, dst), getattr(self, src), momentum)

@@ -54,7 +54,8 @@ def test_every_layout_has_a_dataset_registered_under_its_name(host):
     assert set(FACTORIES) == set(LAYOUTS)
     for name, factory in FACTORIES.items():
         assert host.registry.get("dataset", name).factory is factory
-    assert len(plugin.DATASET_MODULES) == len(LAYOUTS) + 1  # + moving_shapes
+    # + moving_shapes and video_folder (any folder of videos: no layout of its own)
+    assert len(plugin.DATASET_MODULES) == len(LAYOUTS) + 2
 
 
 @pytest.mark.parametrize(("layout", "kwargs", "per_class"), CLASSIFICATION)

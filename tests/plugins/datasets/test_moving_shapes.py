@@ -152,9 +152,15 @@ def test_both_styles_render():
     for style in STYLES:
         frames_THW3 = small(style=style)[0].video.read(range(12))
         assert frames_THW3.shape == (12, 32, 32, 3) and frames_THW3.std() > 0
-    flat = small(style="flat")[0].video.read([0])[0].reshape(-1, 3)
-    textured = small(style="default")[0].video.read([0])[0].reshape(-1, 3)
+    flat = small(style="classic_flat")[0].video.read([0])[0].reshape(-1, 3)
+    textured = small(style="classic")[0].video.read([0])[0].reshape(-1, 3)
     assert len(np.unique(flat, axis=0)) <= 2 < len(np.unique(textured, axis=0))
+    # flat: one solid ground colour (the shaded sprites cover the rest); default: patterned
+    for style in ("flat", "default"):
+        for i in range(8):
+            frame_N3 = small(style=style)[i].video.read([0])[0].reshape(-1, 3)
+            _, counts = np.unique(frame_N3, axis=0, return_counts=True)
+            assert (counts.max() / len(frame_N3) > 0.6) == (style == "flat"), (style, i)
 
 
 def nearest_centroid_accuracy(features_N: np.ndarray, labels_N: np.ndarray) -> float:
@@ -200,15 +206,15 @@ def test_style_hint_lists_every_style():
     assert typing.get_args(hint) == STYLES
 
 
-def test_light_comes_from_above_and_time_darkens_frames():
-    """The cues real videos have: an up (rotation prediction) and an arrow of time (clip order)."""
-    ds = MovingShapes(num_samples=40, num_frames=16, size=48, style="default")
+def test_classic_light_comes_from_above_and_time_darkens_frames():
+    """The classic styles' global cues: an up (rotation) and an arrow of time (clip order)."""
+    ds = MovingShapes(num_samples=40, num_frames=16, size=48, style="classic")
     frames = np.stack([ds[i].video.read([0, 15]) for i in range(40)]).astype(np.float64)
     top, bottom = frames[:, 0, :8].mean(), frames[:, 0, -8:].mean()
     assert top > bottom * 1.2
     first, last = frames[:, 0].mean(), frames[:, 1].mean()
     assert first - last > 20
-    flat = MovingShapes(num_samples=4, num_frames=16, size=48, style="flat")[0].video
+    flat = MovingShapes(num_samples=4, num_frames=16, size=48, style="classic_flat")[0].video
     a, b = flat.read([0, 15])
     assert np.median(a) == np.median(b)  # the flat style keeps neither cue
 
@@ -216,7 +222,7 @@ def test_light_comes_from_above_and_time_darkens_frames():
 def test_each_global_cue_can_be_removed_alone_and_nothing_else_changes():
     """light_from_above=0 / dusk=0 remove one cue (to test what a pretext model reads); the
     motion, the sprite and the rest of the look stay those of the same video with the cue."""
-    kw = dict(num_samples=24, num_frames=16, size=48, style="default")
+    kw = dict(num_samples=24, num_frames=16, size=48, style="classic")
     datasets = (
         MovingShapes(**kw),
         MovingShapes(**kw, light_from_above=0),
@@ -260,7 +266,7 @@ def test_friction_slows_the_object_down_along_the_same_path():
         num_classes=2,
         classes=["line-right-fast", "line-up-fast"],
     )
-    plain, slowing = MovingShapes(**kw), MovingShapes(**kw, friction=0.6)
+    plain, slowing = MovingShapes(**kw, friction=0), MovingShapes(**kw, friction=0.6)
     for i in range(8):
         a, b = plain[i].video.top_left_T2, slowing[i].video.top_left_T2
         assert np.array_equal(a[[0, -1]], b[[0, -1]])  # same start and end: same path, same class
@@ -269,12 +275,12 @@ def test_friction_slows_the_object_down_along_the_same_path():
         plain_step = np.abs(np.diff(a, axis=0)).sum(axis=1)
         assert abs(int(plain_step[:8].sum()) - int(plain_step[-8:].sum())) <= 2
     # counting: still out and back n times, ending where it started
-    video = MovingShapes(**kw, task="counting", friction=0.6)[0].video
+    video = MovingShapes(**kw, task="counting")[0].video  # the default style's friction
     assert np.array_equal(video.top_left_T2[0], video.top_left_T2[-1])
 
 
 def test_object_light_shades_the_moving_object_only():
-    kw = dict(num_samples=16, num_frames=4, size=64, style="flat")
+    kw = dict(num_samples=16, num_frames=4, size=64, style="classic_flat")
     plain, shaded = MovingShapes(**kw), MovingShapes(**kw, object_light=0.5)
     for i in range(16):
         va, vb = plain[i].video, shaded[i].video

@@ -266,3 +266,45 @@ def test_two_ranks_match_one_rank_with_the_same_global_batch(moco_recipe, tmp_pa
     assert (
         int(load_checkpoint(tmp_path / "runs/two/checkpoints/last.pt")["model"]["queue.ptr"]) == 16
     )
+
+
+def _after_steps(model: MoCo, steps: int) -> dict[str, torch.Tensor]:
+    """Key-encoder weights after ``steps`` momentum updates towards a moved query encoder."""
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(0.1)
+    for step in range(1, steps + 1):
+        model.after_step(step)
+    return {k: v.clone() for k, v in model.key_backbone.state_dict().items()}
+
+
+def test_the_constant_momentum_schedule_keeps_the_numbers_with_or_without_a_run():
+    from vssl_core.interfaces import RunInfo
+    from vssl_core.nn import momentum_update_
+
+    plain = tiny(momentum=0.9)
+    with_run = tiny(momentum=0.9, momentum_schedule="constant")
+    with_run.begin_run(RunInfo(total_steps=3, steps_per_epoch=1))
+    reference = tiny(momentum=0.9)
+    with torch.no_grad():
+        for p in reference.backbone.parameters():
+            p.add_(0.1)
+    for _ in range(3):  # what after_step did before schedules existed
+        momentum_update_(reference.key_backbone, reference.backbone, 0.9)
+    a, b = _after_steps(plain, 3), _after_steps(with_run, 3)
+    for k, v in reference.key_backbone.state_dict().items():
+        assert torch.equal(a[k], v) and torch.equal(b[k], v), k
+
+
+def test_the_cosine_momentum_schedule_rises_to_one_over_the_run():
+    from vssl_core.interfaces import RunInfo
+
+    model = tiny(momentum=0.99, momentum_schedule="cosine")
+    with pytest.raises(RuntimeError, match="needs the run's length"):
+        model.momentum_at(1)
+    model.begin_run(RunInfo(total_steps=4, steps_per_epoch=2))
+    got = [model.momentum_at(k) for k in range(5)]
+    assert got == pytest.approx([1 - 0.01 * (math.cos(math.pi * k / 4) + 1) / 2 for k in range(5)])
+    assert got[0] == pytest.approx(0.99) and got[-1] == 1.0
+    with pytest.raises(ValueError, match="momentum_schedule='step'"):
+        tiny(momentum_schedule="step")

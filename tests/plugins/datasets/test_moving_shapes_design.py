@@ -1,0 +1,194 @@
+"""The default moving-shapes videos are built so that only motion pays: measured properties.
+
+- the class is the motion (and appearance does not predict it: test_moving_shapes.py);
+- no global "up" and no global arrow of time: the up is the shading of the one object that
+  moves, and the arrow of time is its slowing down;
+- appearance does not identify a video: two clips of one video are no easier to match by colour
+  than two clips of two videos that share a look, while their motion matches them;
+- the classic styles (the default until 2026-12) render bit for bit as before.
+"""
+
+import hashlib
+
+import numpy as np
+import pytest
+from vssl_datasets.moving_shapes import MovingShapes
+
+from tests.plugins.datasets.test_moving_shapes import motion_feature, nearest_centroid_accuracy
+
+# sha256 (first 16 hex digits) of the frames of videos 0-15 (12 frames, 32 px, seed 3) rendered
+# by the default, flat and noisy styles at commit 42c39a1, the last one before the
+# motion-only default; the classic styles must render them unchanged
+CLASSIC_DIGESTS = {
+    "classic": "cf0b1fd2f130b92c",
+    "classic_flat": "57a400cb9d8e577f",
+    "classic_noisy": "5bd98ccc312849ba",
+}
+
+
+def brightness(frames: np.ndarray) -> np.ndarray:
+    return frames.astype(np.float64).mean(axis=-1)
+
+
+@pytest.mark.parametrize("style", sorted(CLASSIC_DIGESTS))
+def test_classic_styles_render_the_former_default_bit_for_bit(style):
+    ds = MovingShapes(num_samples=16, num_frames=12, size=32, style=style, seed=3)
+    frames = np.stack([ds[i].video.read(range(12)) for i in range(16)])
+    assert hashlib.sha256(frames.tobytes()).hexdigest()[:16] == CLASSIC_DIGESTS[style]
+
+
+def test_no_global_up_and_no_global_arrow_of_time():
+    """Averaged over videos, a frame is as bright at the top as at the bottom (and left and
+    right), and the last frame as bright as the first; the classic style is neither."""
+
+    def cues(style: str) -> tuple[float, float, float]:
+        ds = MovingShapes(num_samples=96, num_frames=16, size=48, style=style)
+        luma = np.stack([brightness(ds[i].video.read([0, 15])) for i in range(96)])
+        first = luma[:, 0]
+        return (
+            first[:, :12].mean() - first[:, -12:].mean(),  # top - bottom
+            first[:, :, :12].mean() - first[:, :, -12:].mean(),  # left - right
+            luma[:, 0].mean() - luma[:, 1].mean(),  # first - last frame
+        )
+
+    up, side, time = cues("default")
+    assert abs(up) < 3 and abs(side) < 3 and abs(time) < 1
+    up, _, time = cues("classic")
+    assert up > 15 and time > 20
+
+
+def test_the_up_is_the_shading_of_the_object_that_moves():
+    """The moving object is brighter at its top than at its bottom in every video; its three
+    static copies are lit from the other sides, so over all four objects no side is lit more."""
+    kw = dict(num_samples=48, num_frames=8, size=64, style="flat")  # flat: one ground colour
+    moving, still = MovingShapes(**kw), MovingShapes(**kw, motion="frozen")
+    unlit = MovingShapes(**kw, object_light=0)
+    mover_dy, all_dy, all_dx, top_over_bottom = [], [], [], []
+    for i in range(48):
+        video = moving[i].video
+        (x0, y0), side = video.top_left_T2[0], video.sprite_size
+        box = np.s_[y0 : y0 + side, x0 : x0 + side]
+        lit_hw = brightness(video.read([0])[0])[box]
+        plain_hw = brightness(unlit[i].video.read([0])[0])[box]
+        mover = plain_hw != lit_hw  # the object's pixels (shading changes only objects)
+        third = side // 3
+        top = lit_hw[:third][mover[:third]].sum() / plain_hw[:third][mover[:third]].sum()
+        bottom = lit_hw[-third:][mover[-third:]].sum() / plain_hw[-third:][mover[-third:]].sum()
+        top_over_bottom.append(top / bottom)  # (a decoy under the object blurs this a little)
+        mover_dy.append(lit_hw[mover].mean() * (bottom - top) / side)
+        frame_hw3 = still[i].video.read([0])[0]
+        colours, counts = np.unique(frame_hw3.reshape(-1, 3), axis=0, return_counts=True)
+        figure = (frame_hw3 != colours[counts.argmax()]).any(axis=-1)
+        luma = brightness(frame_hw3)
+        all_dy.append(np.diff(luma, axis=0)[figure[1:] & figure[:-1]].mean())
+        all_dx.append(np.diff(luma, axis=1)[figure[:, 1:] & figure[:, :-1]].mean())
+    assert np.median(top_over_bottom) > 1.25 and min(top_over_bottom) > 1.05  # 0.4: 1.39
+    # a still frame (all four objects) has no up, no down and no side
+    scale = abs(np.mean(mover_dy))
+    assert abs(np.mean(all_dy)) < 0.3 * scale and abs(np.mean(all_dx)) < 0.3 * scale
+
+
+def test_the_arrow_of_time_is_the_object_slowing_down():
+    ds = MovingShapes(num_samples=20, num_classes=4, num_frames=32, size=64)
+    for i in range(20):
+        step_T = np.abs(np.diff(ds[i].video.top_left_T2, axis=0)).sum(axis=1)
+        assert step_T[:8].sum() > 1.6 * step_T[-8:].sum()  # 1.6 -> 0.4 x the mean speed
+
+
+def test_appearance_does_not_identify_a_video_but_its_motion_does():
+    """Match each video's first clip to the second clip of the video nearest in mean colour:
+    with a look of its own per video (classic) that finds the video; from the shared pool it
+    finds one of the videos that share the look. The motion of the object (where it moves)
+    still finds the video."""
+    n = 160
+
+    def clips(style: str, **kw) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        ds = MovingShapes(num_samples=n, num_classes=10, num_frames=32, size=48, style=style, **kw)
+        videos = [ds[i].video for i in range(n)]
+        return [v.read(range(0, 8)) for v in videos], [v.read(range(16, 24)) for v in videos]
+
+    def matched(a_N: np.ndarray, b_N: np.ndarray) -> float:
+        d_NN = ((a_N[:, None] - b_N[None]) ** 2).sum(-1)
+        return float((d_NN.argmin(1) == np.arange(len(a_N))).mean())
+
+    def colour(c: list[np.ndarray]) -> np.ndarray:
+        return np.stack([x.reshape(-1, 3).mean(0) for x in c])
+
+    first, second = clips("classic", dusk=0)  # (the dusk alone would change the colours)
+    assert matched(colour(first), colour(second)) > 0.9
+    first, second = clips("default")
+    by_colour = matched(colour(first), colour(second))
+    assert by_colour < 0.3  # about 10 videos share each of the 16 looks
+
+    def colour_and_heading(c: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([colour(c), 10 * np.stack([heading(x) for x in c])], axis=1)
+
+    # where the object heads tells apart the videos that share a look
+    assert matched(colour_and_heading(first), colour_and_heading(second)) > by_colour + 0.1
+
+
+def heading(frames_THW3: np.ndarray) -> np.ndarray:
+    """The unit direction from the first to the last position of the changing pixels."""
+    diff_THW = np.abs(np.diff(frames_THW3.astype(np.int16), axis=0)).max(axis=-1)
+    points = [np.argwhere(d > 24)[:, ::-1].mean(0) for d in diff_THW if (d > 24).any()]
+    if len(points) < 2:
+        return np.zeros(2)
+    step = points[-1] - points[0]
+    return step / (np.linalg.norm(step) + 1e-6)
+
+
+def test_the_look_does_not_depend_on_the_label_or_the_dataset_seed():
+    ds0 = MovingShapes(num_samples=640, num_classes=10, seed=0, num_frames=2, size=32)
+    ds1 = MovingShapes(num_samples=640, num_classes=10, seed=1, num_frames=2, size=32)
+    looks = np.array([[ds0[i].video.look, ds0[i].label] for i in range(640)])
+    # every look meets (almost) every class: a look says nothing about the label
+    per_look = [len(set(looks[looks[:, 0] == k, 1])) for k in range(16)]
+    assert min(per_look) >= 8 and len(set(looks[:, 0])) == 16
+
+    # the pool is the same for every seed: equal looks render equal backgrounds
+    def look(video) -> tuple[int, int, int]:  # the pooled look, its turn, its moving sprite
+        return video.look, video._turns, video._mover
+
+    seen = {look(ds0[i].video): i for i in range(640)}
+    b = next(i for i in range(640) if look(ds1[i].video) in seen)
+    a = seen[look(ds1[b].video)]
+    assert np.array_equal(ds0[a].video._assets.background_hw3, ds1[b].video._assets.background_hw3)
+    assert ds0[a].video.sprite_size == ds1[b].video.sprite_size
+
+
+def test_motion_ablations_remove_the_motion_and_nothing_else():
+    kw = dict(num_samples=8, num_frames=16, size=32)
+    moving, frozen, shuffled = (MovingShapes(**kw, motion=m) for m in MOTION_MODES)
+    for i in range(8):
+        frames = moving[i].video.read(range(16))
+        still = frozen[i].video.read(range(16))
+        assert (still == still[:1]).all()  # nothing moves...
+        assert any(np.array_equal(still[0], f) for f in frames)  # ...at one moment of the video
+        mixed = shuffled[i].video.read(range(16))
+        digests = [[hashlib.sha256(f.tobytes()).hexdigest() for f in v] for v in (frames, mixed)]
+        assert sorted(digests[0]) == sorted(digests[1]) and digests[0] != digests[1]
+    assert "motion='frozen'" in repr(frozen) and "motion='shuffled'" in repr(shuffled[0].video)
+
+
+MOTION_MODES = ("moving", "frozen", "shuffled")
+
+
+def test_pool_and_decoys_can_be_turned_off():
+    own = MovingShapes(num_samples=8, looks=0, decoys=False)
+    assert all(own[i].video.look is None for i in range(8))
+    assert "looks=0" in repr(own) and "decoys=False" in repr(own[0].video)
+    with pytest.raises(ValueError, match="decoys must be true, false or null"):
+        MovingShapes(num_samples=2, decoys=1)
+    with pytest.raises(ValueError, match="looks must be an integer"):
+        MovingShapes(num_samples=2, looks=-1)
+    with pytest.raises(ValueError, match="motion must be one of"):
+        MovingShapes(num_samples=2, motion="still")
+
+
+def test_class_is_the_motion_with_decoys_and_friction():
+    ds = MovingShapes(num_samples=200, num_classes=4, num_frames=8, size=48)
+    samples = [ds[i] for i in range(len(ds))]
+    videos = [s.video.read(range(8)) for s in samples]
+    labels_N = np.array([s.label for s in samples])
+    motion_N2 = np.stack([motion_feature(v) for v in videos])
+    assert nearest_centroid_accuracy(motion_N2, labels_N) > 0.9
