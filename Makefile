@@ -15,6 +15,7 @@ RECIPE ?= recipes/sigma.yaml
 EXTRAS ?= dev
 VSSL_REQUIRE ?=
 PYTEST_ARGS ?=
+RUNS ?=
 BIN := $(VENV)/bin
 
 .PHONY: setup train test lint docs clean FORCE
@@ -38,8 +39,9 @@ $(STAMP): pyproject.toml $(VENV)/.vssl-args
 
 setup: $(STAMP)
 
+# RUNS (optional) puts the run directory under another folder than the recipe's (runs/)
 train: setup
-	$(BIN)/vssl train $(RECIPE)
+	$(BIN)/vssl train $(RECIPE) $(if $(RUNS),run.output_root=$(RUNS))
 
 # decord's tests run in a process of their own: importing decord breaks PyAV's VP9 encoder
 test: setup

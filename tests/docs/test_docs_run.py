@@ -84,7 +84,7 @@ RULES = [
     ),
     Rule(
         "docs/evaluation.md",
-        r"^vssl (eval|severe|convert) (RECIPE|\[options\]|--from FORMAT IN)",
+        r"^vssl \w+ (RECIPE|\[options\]|CHECKPOINT|--(from|to) [\w_]+ IN OUT|--from FORMAT)",
         skip="a synopsis: RECIPE, PATH, FORMAT... are placeholders",
     ),
     Rule(
@@ -131,6 +131,24 @@ RULES = [
         "docs/evaluation.md",
         r"^vssl convert --from torchvision r2plus1d_18-91a641e6.pth",
         before=TORCHVISION_R2PLUS1D,
+    ),
+    Rule(  # the checkpoint's 512 training videos: fewer, with the override evaluation.md shows
+        "*",
+        r"^vssl extract \S+ --out",
+        rewrite=lambda c: c + " data.dataset.num_samples=64",
+    ),
+    Rule(  # "a VideoMAE checkpoint": the CPU recipe's, two steps of it
+        "docs/evaluation.md",
+        r"^vssl convert --to videomae_hf runs/videomae/",
+        before="vssl train recipes/videomae.yaml train.max_steps=2 >/dev/null 2>&1",
+        needs="transformers",
+    ),
+    Rule(  # "a folder of videos": a few synthetic ones
+        "docs/evaluation.md",
+        r"--videos my_videos/",
+        before="vssl data synth --layout video_list --num-classes 2 --videos-per-class 1"
+        " data/some_videos >/dev/null && mkdir -p my_videos"
+        " && cp data/some_videos/videos/train/*.mp4 my_videos/",
     ),
     Rule(
         "*",
