@@ -4,6 +4,7 @@
 #
 # EXTRAS picks the optional parts: CI uses `make test EXTRAS=dev,ffcv,decord` (ffcv needs
 # `apt-get install pkg-config libopencv-dev libturbojpeg0-dev` first; see .ci/run).
+# PYTEST_ARGS selects tests, e.g. PYTEST_ARGS="-m extras" (what an extra changes) or "-m 'not slow'".
 # TORCH pins the CPU build of torch on machines without a GPU; on a GPU machine run
 # `make setup TORCH=torch` (or install the torch build you want first).
 
@@ -13,25 +14,38 @@ TORCH ?= torch==2.13.0
 RECIPE ?= recipes/sigma.yaml
 EXTRAS ?= dev
 VSSL_REQUIRE ?=
+PYTEST_ARGS ?=
+RUNS ?=
 BIN := $(VENV)/bin
 
-.PHONY: setup train test lint docs clean
+.PHONY: setup train test lint docs clean FORCE
 
-$(BIN)/vssl: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# The venv remembers what it was built with (.venv/.vssl-setup: TORCH and EXTRAS); a make with
+# other ones installs them into it (pip leaves what is already satisfied alone), so
+# `make train` then `make test EXTRAS=dev,ffcv,decord` gets the extras.
+SETUP_ARGS := TORCH=$(TORCH) EXTRAS=$(EXTRAS)
+STAMP := $(VENV)/.vssl-setup
+
+$(VENV)/.vssl-args: FORCE
+	@mkdir -p $(VENV)
+	@echo '$(SETUP_ARGS)' | cmp -s - $@ || echo '$(SETUP_ARGS)' > $@
+
+$(STAMP): pyproject.toml $(VENV)/.vssl-args
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet "$(TORCH)" numpy
 	$(BIN)/pip install --quiet --no-build-isolation -e ".[$(EXTRAS)]"
-	touch $@
+	cp $(VENV)/.vssl-args $@
 
-setup: $(BIN)/vssl
+setup: $(STAMP)
 
+# RUNS (optional) puts the run directory under another folder than the recipe's (runs/)
 train: setup
-	$(BIN)/vssl train $(RECIPE)
+	$(BIN)/vssl train $(RECIPE) $(if $(RUNS),run.output_root=$(RUNS))
 
 # decord's tests run in a process of their own: importing decord breaks PyAV's VP9 encoder
 test: setup
-	VSSL_REQUIRE=$(VSSL_REQUIRE) $(BIN)/python -m pytest -q
+	VSSL_REQUIRE=$(VSSL_REQUIRE) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	if $(BIN)/python -c "import decord" 2>/dev/null; then \
 	  VSSL_TEST_DECORD=1 $(BIN)/python -m pytest -q tests/plugins/decoders; fi
 

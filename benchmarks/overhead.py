@@ -67,7 +67,12 @@ from common import (  # noqa: E402
 from vssl_core.build import build_dataset, build_objective  # noqa: E402
 from vssl_core.config import Config, load_config  # noqa: E402
 from vssl_core.data.clips import ClipDataset, collate, normalize_on_device  # noqa: E402
-from vssl_core.engine.optim import build_optimizer, lr_multiplier_schedule, scale_lr  # noqa: E402
+from vssl_core.engine.optim import (  # noqa: E402
+    build_optimizer,
+    lr_multiplier_schedule,
+    scale_lr,
+    warmup_steps,
+)
 from vssl_core.engine.trainer import Trainer, keep_freed_cpu_memory  # noqa: E402
 from vssl_core.interfaces import Batch  # noqa: E402
 from vssl_core.plugins import PluginHost, load_plugins  # noqa: E402
@@ -215,7 +220,7 @@ def run_plain(config: Config, host: PluginHost, batch: Batch, clock: StepClock) 
     views, B, total = model.views(), config.batch.global_size, clock.steps
     lr = scale_lr(config.optim, config.schedule, B)
     per_epoch = len(dataset) // B
-    warmup = round(config.schedule.warmup_epochs * per_epoch)
+    warmup, _ = warmup_steps(config.schedule.warmup_epochs, config.train.epochs, per_epoch, total)
     lr_at = lr_multiplier_schedule(config.schedule, lr, warmup, total, per_epoch)
     optimizer = build_optimizer(model, config.optim, lr.peak, device)
     clip = config.train.grad_clip

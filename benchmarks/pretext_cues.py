@@ -76,6 +76,8 @@ def chance_levels(model: torch.nn.Module, batch_size: int) -> dict[str, float]:
         return {"acc": 1 / math.factorial(model.num_clips)}
     if kind == "PlaybackSpeed":
         return {"acc": 1 / len(model.speeds)}
+    if kind == "Sigma":  # Sinkhorn spreads the tubelets evenly over the prototypes
+        return {"acc": 1 / model.prototypes.shape[0]}
     if hasattr(model, "queue"):  # MoCo, tubelet contrast: own key among the queue (+ the batch)
         return {"acc": 1 / (len(model.queue.negatives()) + 1), "batch_acc": 1 / batch_size}
     return {}
@@ -145,6 +147,37 @@ def markdown(table: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def method_of(run: str) -> str:
+    """A run folder's method: its name without the seed suffix (``rotation-s0`` -> rotation)."""
+    name = Path(run).name
+    head, sep, seed = name.rpartition("-s")
+    return head if sep and seed.isdigit() else name
+
+
+def summary(table: dict[str, dict], metric: str = "acc") -> str:
+    """One line per method, one column per condition: ``metric`` averaged over the method's
+    runs (seeds), with its chance level; the methods without ``metric`` are left out."""
+    by_method: dict[str, list[dict]] = {}
+    for run, measured in table.items():
+        if any(metric in row for row in measured["rows"].values()):
+            by_method.setdefault(method_of(run), []).append(measured)
+    if not by_method:
+        return ""
+    conditions = list(next(iter(by_method.values()))[0]["rows"])
+    lines = [
+        f"| method ({metric}) | chance | " + " | ".join(conditions) + " |",
+        "|---" * (len(conditions) + 2) + "|",
+    ]
+    for method, runs in by_method.items():
+        chance = statistics.fmean(m["chance"].get(metric, math.nan) for m in runs)
+        cells = [
+            " / ".join(f"{m['rows'][c][metric]:.2f}" for m in runs if metric in m["rows"][c])
+            for c in conditions
+        ]
+        lines.append(f"| {method} | {chance:.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="pretraining run folders")
@@ -185,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             measured[name], chance = pretext_metrics(run, overrides, args.batches, args.seed, host)
         table[str(run)] = {"chance": chance, "rows": measured}
     print(markdown(table), end="")
+    for metric in ("acc", "batch_acc"):
+        if text := summary(table, metric):
+            print(f"\n{text}", end="")
     if args.json:
         args.json.write_text(json.dumps(table, indent=2) + "\n")
     return 0

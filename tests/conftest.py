@@ -18,11 +18,11 @@ from kit.runs import cli_env, read_metrics  # noqa: E402, F401 (shared helpers)
 def pytest_sessionstart(session):
     """CI sets VSSL_REQUIRE=ffcv,decord: then a missing optional library is an error, not a
     silent skip of the tests that need it."""
-    import importlib.util
+    from kit.optional import installed
 
-    # find_spec, not import: importing decord here would load its FFmpeg into this process
+    # not imported: importing decord here would load its FFmpeg into this process
     for module in filter(None, os.environ.get("VSSL_REQUIRE", "").split(",")):
-        if importlib.util.find_spec(module) is None:
+        if not installed(module):
             raise pytest.UsageError(
                 f"VSSL_REQUIRE lists {module!r}, which is not installed; install the extra that "
                 "provides it (see .ci/run)"

@@ -44,3 +44,33 @@ def build_dataset(registry: Registry, recipe: dict) -> VideoDataset:
     if "decoder" in inspect.signature(entry.factory).parameters:
         return build(registry, "dataset", spec, decoder=build_decoder(registry, recipe))
     return build(registry, "dataset", spec)
+
+
+def recipe_datasets(recipe: dict) -> list[tuple[str, dict]]:
+    """(key path, spec) of every dataset a validated recipe names: the training data, the
+    evaluation's test and validation sets, and a monitor's datasets."""
+    found = [("data.dataset", recipe["data"]["dataset"])]
+    found += [
+        (f"eval.{k}", v) for k, v in (recipe.get("eval") or {}).items() if k.endswith("_dataset")
+    ]
+    found += [
+        (f"monitor.{k}", v)
+        for k, v in (recipe.get("monitor") or {}).items()
+        if k.endswith("_dataset")
+    ]
+    return [(where, spec) for where, spec in found if isinstance(spec, dict) and spec.get("name")]
+
+
+def dataset_problems(registry: Registry, recipe: dict) -> list[str]:
+    """Build every dataset of a validated recipe (annotation files are read, no video is
+    decoded) and return what went wrong, one line per dataset: a root that does not exist, a
+    missing annotation file, an empty subset..."""
+    problems = []
+    for where, spec in recipe_datasets(recipe):
+        try:
+            build_dataset(
+                registry, {"data": {"dataset": spec, "decoder": recipe["data"]["decoder"]}}
+            )
+        except Exception as exc:  # whatever the dataset raises is this recipe's problem to fix
+            problems.append(f"{where}: {exc}")
+    return problems

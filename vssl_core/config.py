@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vssl_core.plugins import PluginHost
-from vssl_core.recipe import add_default_provenance, compose_recipe, display_path
+from vssl_core.recipe import (
+    ComposedRecipe,
+    RecipeNotFoundError,
+    add_default_provenance,
+    compose_recipe,
+    display_path,
+)
 from vssl_core.schema import (
     BatchSection,
     CheckpointSection,
@@ -74,7 +80,17 @@ class Config:
         return self.section(DataSection)
 
 
+def compose(recipe: str | Path, overrides: Sequence[str], host: PluginHost) -> ComposedRecipe:
+    """The recipe with its defaults and overrides, found in the plugins' recipe folders; a
+    recipe not found names the plugins that failed to load (one of them may provide it)."""
+    try:
+        return compose_recipe(recipe, overrides, host.recipe_search_paths())
+    except RecipeNotFoundError as exc:
+        note = host.failed_note()
+        raise RecipeNotFoundError(f"{exc}\n{note}" if note else str(exc)) from None
+
+
 def load_config(recipe: str | Path, overrides: Sequence[str], host: PluginHost) -> Config:
-    composed = compose_recipe(recipe, overrides, host.recipe_search_paths())
+    composed = compose(recipe, overrides, host)
     data = validate_recipe(composed.data, host.registry, source=display_path(composed.path))
     return Config(composed.path, data, add_default_provenance(data, composed.provenance))

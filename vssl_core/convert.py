@@ -342,6 +342,17 @@ def read_checkpoint(path: str | Path) -> Any:
     return obj
 
 
+def stored_backbone(checkpoint: str | Path) -> dict | None:
+    """The backbone spec a vssl checkpoint stores in its recipe (a training run's, or the one
+    ``vssl convert --backbone`` keeps); None for other formats or when none is stored. Evaluating
+    a checkpoint with it builds the backbone the weights were trained in."""
+    state = read_checkpoint(checkpoint)
+    if not isinstance(state, dict) or state.get("format") != "vssl":
+        return None
+    spec = (state.get("recipe") or {}).get("backbone")
+    return dict(spec) if isinstance(spec, dict) and spec.get("name") else None
+
+
 def _is_tensor_dict(obj: Any) -> bool:
     return (
         isinstance(obj, Mapping)

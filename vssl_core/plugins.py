@@ -12,6 +12,7 @@ Environment:
 from __future__ import annotations
 
 import os
+import traceback
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -53,12 +54,26 @@ class PluginHost:
     def hook(self) -> Any:
         return self.pm.hook
 
+    def recipe_folders(self) -> list[tuple[str, Path]]:
+        """(plugin, folder) for every recipe folder, in search order: plugin load order."""
+        return [
+            (impl.plugin_name, Path(p))
+            for impl in self.pm.hook.vssl_recipe_search_paths.get_hookimpls()
+            for p in impl.function() or []
+        ]
+
     def recipe_search_paths(self) -> list[Path]:
-        paths: list[Path] = []
-        # pluggy calls the most recently registered first; search in load order instead
-        for result in reversed(self.pm.hook.vssl_recipe_search_paths()):
-            paths.extend(Path(p) for p in result)
-        return paths
+        return [folder for _, folder in self.recipe_folders()]
+
+    def failed_note(self) -> str:
+        """A line for "not found" errors: the plugins that failed to load, one of which may be
+        what provides the missing recipe or component ("" when none failed)."""
+        failed = self.registry.failed_plugins
+        if not failed:
+            return ""
+        return "  plugins that failed to load (one may provide it): " + "; ".join(
+            f"{name} ({why})" for name, why in failed.items()
+        )
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
@@ -101,11 +116,42 @@ def load_plugins(blocked: Iterable[str] = (), extra: Sequence[tuple[str, Any]] =
             module = target.load() if isinstance(target, metadata.EntryPoint) else target
             pm.register(module, name=name)
         except Exception as exc:  # an import error must not take vssl down with it
-            _fail(host, info, f"{type(exc).__name__}: {exc}")
+            _fail(host, info, describe_failure(exc, _package_of(target)))
     _check_unknown_hooks(host)
     _register_components(host)
     host.registry.loaded_plugins = [p.name for p in host.plugins if p.status == "loaded"]
     return host
+
+
+def _package_of(target: Any) -> str:
+    """The top-level package of a plugin (an entry point or a module), to find its own frames."""
+    if isinstance(target, metadata.EntryPoint):
+        return target.value.split(":")[0].split(".")[0]
+    return (getattr(target, "__name__", "") or "").split(".")[0]
+
+
+_MACHINERY = ("<frozen importlib", f"{os.sep}importlib{os.sep}", f"{os.sep}pluggy{os.sep}")
+
+
+def describe_failure(exc: BaseException, package: str = "") -> str:
+    """``Type: message (at file:line: source)``: where a plugin's import or hook failed. The
+    place is the plugin's own line that led to the error (the innermost frame in its package),
+    else the innermost frame outside the import machinery; a SyntaxError's own position."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{text} (at {exc.filename}:{exc.lineno})"
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not any(m in f.filename for m in _MACHINERY) and f.filename != __file__
+    ]
+    marks = (f"{os.sep}{package}{os.sep}", f"{os.sep}{package}.py")
+    own = [f for f in frames if package and any(m in f.filename for m in marks)]
+    if not (own or frames):
+        return text
+    f = (own or frames)[-1]
+    line = f": {f.line.strip()}" if f.line else ""
+    return f"{text} (at {f.filename}:{f.lineno}{line})"
 
 
 def _fail(host: PluginHost, info: PluginInfo, reason: str) -> None:
@@ -146,7 +192,8 @@ def _register_components(host: PluginHost) -> None:
             raise
         except Exception as exc:
             host.registry.entries = before  # drop whatever it half-registered
-            _fail(host, info, f"registering components raised {type(exc).__name__}: {exc}")
+            where = _package_of(impl.plugin)
+            _fail(host, info, f"registering components raised {describe_failure(exc, where)}")
             continue
         info.components = sum(
             1

@@ -11,7 +11,6 @@ apply last (values parsed as YAML). ``${a.b}`` interpolation is resolved after a
 from __future__ import annotations
 
 import copy
-import difflib
 import io
 import re
 from collections.abc import Sequence
@@ -117,33 +116,59 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
+class RecipeNotFoundError(RecipeError):
+    """A recipe name that is neither a file nor in a recipe folder."""
+
+
+def _candidates(name: Path, search_paths: Sequence[Path], relative_to: Path | None) -> list[Path]:
+    """Where ``name`` may be, in lookup order, each once. In a recipe folder, a name may also
+    start with the folder's own name: ``recipes/sigma.yaml`` finds ``sigma.yaml`` of a folder
+    called ``recipes``, so the paths of a checkout work from any folder."""
+    out = [name if relative_to is None or name.is_absolute() else relative_to / name]
+    if not name.is_absolute():
+        for folder in map(Path, search_paths):
+            out.append(folder / name)
+            if len(name.parts) > 1 and name.parts[0] == folder.name:
+                out.append(folder.joinpath(*name.parts[1:]))
+    return list(dict.fromkeys(out))
+
+
 def find_recipe(
     name: str | Path, search_paths: Sequence[Path], relative_to: Path | None = None
 ) -> Path:
-    """Resolve a recipe reference: as given, relative to the including file, then search paths."""
+    """Resolve a recipe reference: as given (relative to the including file, if any), then in
+    the recipe folders."""
     name = Path(name)
-    candidates = [name] if relative_to is None else [relative_to / name]
-    if relative_to is None or name.is_absolute():
-        candidates.append(name)
-    candidates += [Path(p) / name for p in search_paths]
-    candidates = list(dict.fromkeys(candidates))  # an absolute name is the same everywhere
-    for c in candidates:
+    for c in _candidates(name, search_paths, relative_to):
         if c.is_file():
             return c.resolve()
         if c.exists() and not c.is_dir():
             raise RecipeError(f"recipe {str(c)!r} is not a regular file; give a YAML file")
-    known = sorted(
-        {
-            str(f.relative_to(p))
-            for p in map(Path, search_paths)
-            if p.is_dir()
-            for f in p.rglob("*.yaml")
-        }
+    raise RecipeNotFoundError(_not_found(name, search_paths, relative_to))
+
+
+def _not_found(name: Path, search_paths: Sequence[Path], relative_to: Path | None) -> str:
+    from vssl_core.recipe_catalog import catalog, suggest
+
+    here = "the working directory" if relative_to is None else display_path(relative_to)
+    folders = list(dict.fromkeys(str(p) for p in search_paths))
+    lines = [
+        f"recipe {str(name)!r} not found: no such file in {here}"
+        + (f", nor in the recipe folders {', '.join(folders)}" if folders else "")
+    ]
+    runnable, fragments = suggest(
+        str(name), catalog([(Path(p).name, Path(p)) for p in search_paths])
     )
-    near = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-    where = ", ".join(str(c) for c in candidates)
-    hint = f" Did you mean: {', '.join(near)}?" if near else ""
-    raise RecipeError(f"recipe {str(name)!r} not found (looked for: {where}).{hint}")
+    if runnable:
+        lines.append(f"  did you mean: {', '.join(e.shown() for e in runnable)}?")
+    if fragments:
+        lines.append(
+            f"  {'or' if runnable else 'did you mean'}: {', '.join(e.name for e in fragments)}? "
+            "(a fragment, for the defaults: of a recipe)"
+        )
+    if relative_to is None:
+        lines.append("  `vssl list recipes` lists the recipes found by name from any folder.")
+    return "\n".join(lines)
 
 
 def _leaves(data: Any, prefix: str = "") -> list[str]:
@@ -203,6 +228,12 @@ def _compose(
         merge_into(data, sub_data, prov, sub_prov)
     merge_into(data, raw, prov, display_path(path))
     return data, prov
+
+
+def compose_defaults(path: Path, search_paths: Sequence[Path] = ()) -> dict:
+    """A recipe file with its ``defaults:`` merged in; interpolations and ``???`` left as
+    written (what the file says, before a command line completes it)."""
+    return _compose(Path(path).resolve(), search_paths, ())[0]
 
 
 def display_path(path: Path) -> str:

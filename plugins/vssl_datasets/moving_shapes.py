@@ -389,41 +389,40 @@ def _path_point(rng: np.random.Generator, size: int, side: int, friction: float)
     return corners_T2[rng.integers(len(corners_T2))]
 
 
-_GROUP = 4  # sprites of a pooled look that can move: one moves, the others stand (decoys)
+def _turned_corner(x0: int, y0: int, side: int, size: int, turns: int) -> tuple[int, int]:
+    """Where the top-left corner of a ``side`` square at (x0, y0) lands when the frame turns by
+    ``turns`` quarter turns (as ``np.rot90`` turns an image: counter-clockwise)."""
+    for _ in range(turns % 4):
+        x0, y0 = y0, size - x0 - side
+    return x0, y0
 
 
 @functools.lru_cache(maxsize=1024)
-def _pooled_look(
-    style: _Style, look: int, turns: int, mover: int, size: int, objects: int
-) -> _Look:
-    """Look ``look`` of the shared pool, turned by ``turns`` x 90 degrees, with its sprite
-    ``mover`` (of ``_GROUP``) as the moving object; rendered once per process.
+def _pooled_look(style: _Style, look: int, turns: int, size: int, objects: int) -> _Look:
+    """Look ``look`` of the shared pool, turned by ``turns`` quarter turns, rendered once per
+    process.
 
     The pool is the same for every dataset seed, so that many videos (of every class) share a
-    look; each video turns its look and picks its mover at random, so neither a look seen again
-    and again nor a sprite tells where "up" is or which object moves. The other sprites of the
-    group stand still (``decoys``) where a moving object could be, each lit from another side
-    than the mover (lit from above): a still frame shows one object lit from each side."""
+    look; each video turns its look at random, so a look seen again and again has no "up". The
+    look's decoys are copies of its moving sprite standing where a moving object could be, each
+    lit from another side than the moving one (lit from above): a still frame shows the same
+    sprite lit from each side, and only its motion tells which copy is lit from above."""
     rng = numpy_rng(sample_key(0, 0, look, stream=_POOL_STREAM))
-    count = _GROUP + objects - 1  # the group, then one sprite per further moving object
-    sides = [max(3, round(rng.uniform(*_SPRITE) * size)) for _ in range(count)]
+    sides = [max(3, round(rng.uniform(*_SPRITE) * size)) for _ in range(objects)]
     bg_3hw = _background(rng, size, style)
     mean_3 = bg_3hw.reshape(3, -1).mean(axis=1)
     sprites = [_sprite(rng, side, style, _contrasting_colour(rng, mean_3, style)) for side in sides]
+    spots = [_path_point(rng, size, sides[0], style.friction) for _ in _DECOY_LIGHTS]
+    lights = rng.permutation(_DECOY_LIGHTS)
     bg_3hw = np.rot90(bg_3hw, turns, axes=(1, 2)).copy()
     sprites = [(np.rot90(rgb, turns, axes=(1, 2)), np.rot90(m, turns)) for rgb, m in sprites]
     if style.decoys:
-        rng = numpy_rng(sample_key(0, turns, look, stream=_POOL_STREAM))
-        still = [k for k in range(_GROUP) if k != mover]
-        for k, light in zip(still, rng.permutation(_DECOY_LIGHTS), strict=True):
-            x0, y0 = _path_point(rng, size, sides[k], style.friction)
-            rgb_3hw, mask_hw = sprites[k]
+        rgb_3hw, mask_hw = sprites[0]
+        for (x0, y0), light in zip(spots, lights, strict=True):
+            x0, y0 = _turned_corner(int(x0), int(y0), sides[0], size, turns)
             decoy_3hw = _lit_from(rgb_3hw, style.object_light, str(light))
-            _paste(_hwc(bg_3hw), _hwc(decoy_3hw), mask_hw, int(x0), int(y0))
-    moving = [mover, *range(_GROUP, count)]
-    lit = [
-        (_to_uint8_hwc(_lit_from(sprites[k][0], style.object_light)), sprites[k][1]) for k in moving
-    ]
+            _paste(_hwc(bg_3hw), _hwc(decoy_3hw), mask_hw, x0, y0)
+    lit = [(_to_uint8_hwc(_lit_from(rgb, style.object_light)), mask) for rgb, mask in sprites]
     return _Look(_to_uint8_hwc(bg_3hw), tuple(lit))
 
 
@@ -468,9 +467,9 @@ class ShapesVideo:
         self._key = key
         self._look = replace(_STYLES[style], **(cues or {}))  # the style with overridden cues
         pool = self._look.looks
-        pick = numpy_rng(key, _LOOK_STREAM).integers([pool or 1, 4, _GROUP])  # look, turns, mover
+        pick = numpy_rng(key, _LOOK_STREAM).integers([pool or 1, 4])  # look, quarter turns
         self.look = int(pick[0]) if pool else None
-        self._turns, self._mover = int(pick[1]), int(pick[2])
+        self._turns = int(pick[1])
         sides = self._pooled.sides if pool else [None] * (1 + len(self.others))
         self.sprite_size, self.top_left_T2 = self._place(motion, _MOTION_STREAM, sides[0])
         placed = [self._place(m, 2 * (j + 1), sides[j + 1]) for j, m in enumerate(self.others)]
@@ -489,9 +488,7 @@ class ShapesVideo:
 
     @property
     def _pooled(self) -> _Look:
-        return _pooled_look(
-            self._look, self.look, self._turns, self._mover, self.size, 1 + len(self.others)
-        )
+        return _pooled_look(self._look, self.look, self._turns, self.size, 1 + len(self.others))
 
     @cached_property
     def _assets(self) -> _Look:

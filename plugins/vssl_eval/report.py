@@ -6,9 +6,10 @@ Writes three files into the output folder:
   has a number for a setting that was run, each name marked with its source ([1], [2], ...);
   cells a source does not give (or that could not be read) are shown as "–", never filled in;
   then per setting: status, every metric, the selected model and the run directory;
-- ``report.png``: one panel per setting, the published numbers as grey dots and this
-  checkpoint's as a red bar (for the synthetic miniature only its own bars: the real
-  benchmark's numbers measure something else);
+- ``report.png``: one panel per setting, the published numbers as grey dots, this
+  checkpoint's as a red bar and chance as a dashed line (for the synthetic miniature only its
+  own bars: the real benchmark's numbers measure something else), titled by the checkpoint's
+  run;
 - ``results.json``: the same numbers for scripts.
 
 The published numbers are ``severe_published.yaml`` beside this file, in the recipe zoo's
@@ -217,15 +218,34 @@ def _metrics_file(run_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def render_chart(
-    plan: Plan, outcomes: list[Outcome], published: list[PublishedRow], path: Path
-) -> None:
-    """One panel per setting: published values as grey dots, this checkpoint as a red bar."""
+METRIC_AXIS = {
+    "top1": "top-1 accuracy (%)",
+    "mean_class_top1": "mean class top-1 (%)",
+    "map": "mAP (%)",
+    "mae": "counting error (lower is better)",
+}
+
+
+def checkpoint_name(checkpoint: str | None) -> str:
+    """What the chart calls a checkpoint: its run for ``runs/<run>/checkpoints/<file>``
+    ("rotation (last.pt)"), else its file name; "random init" without one."""
+    if not checkpoint:
+        return "random init"
+    path = Path(checkpoint)
+    if path.parent.name == "checkpoints" and path.parent.parent.name:
+        return f"{path.parent.parent.name} ({path.name})"
+    return path.name
+
+
+def build_chart(plan: Plan, outcomes: list[Outcome], published: list[PublishedRow]):
+    """One panel per setting: this checkpoint as a red bar, the published values as grey dots
+    (the real benchmark only), what guessing scores as a dashed line; the metric on each y axis,
+    the legend below the panels (it covers no bar)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     n = len(outcomes)
-    fig = Figure(figsize=(2.0 * n + 0.6, 3.4), layout="constrained")
+    fig = Figure(figsize=(max(2.1 * n + 0.6, 6.0), 3.9), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, o in zip(axes, outcomes, strict=True):
@@ -235,24 +255,40 @@ def render_chart(
         )
         if values:
             offsets = [((i * 0.37) % 0.6) - 0.3 for i in range(len(values))]
-            ax.scatter(offsets, values, s=12, color="0.55", label="published", zorder=2)
+            ax.scatter(offsets, values, s=12, color="0.55", label="published", zorder=3)
         mine = o.metrics.get(s.metric)
         if mine is not None:
-            ax.bar([0], [mine], width=0.5, color="tab:red", alpha=0.8, zorder=1, label="this")
+            ax.bar([0], [mine], width=0.5, color="tab:red", alpha=0.8, zorder=1,
+                   label="this checkpoint")  # fmt: skip
             ax.annotate(_fmt(mine, s), (0, mine), ha="center", va="bottom", fontsize=8)
+        chance = chance_level(s, o.run_dir)
+        if chance is not None:
+            ax.axhline(chance, color="0.2", linestyle="--", linewidth=1, zorder=2, label="chance")
         ax.set_title(_header(s), fontsize=9)
+        ax.set_ylabel(METRIC_AXIS[s.metric], fontsize=7)
         ax.set_xticks([])
         ax.set_xlim(-0.6, 0.6)
         ax.tick_params(labelsize=7)
         if s.metric == "mae":
-            ax.set_ylim(0, max([0.5, *values, mine or 0]) * 1.1)
+            ax.set_ylim(0, max([0.5, *values, mine or 0, chance or 0]) * 1.15)
         else:
-            ax.set_ylim(0, 100)
-    title = "SEVERE miniature (synthetic)" if plan.synthetic else "SEVERE benchmark"
-    fig.suptitle(f"{title}: {Path(plan.checkpoint).name if plan.checkpoint else 'random init'}")
-    if not plan.synthetic:
-        axes[0].legend(fontsize=7, loc="lower left")
-    fig.savefig(path, dpi=120)
+            ax.set_ylim(0, 105)
+    labels: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            labels.setdefault(label, handle)
+    if labels:
+        fig.legend(list(labels.values()), list(labels), loc="outside lower center",
+                   ncols=len(labels), fontsize=7, frameon=False)  # fmt: skip
+    kind = "SEVERE miniature (synthetic)" if plan.synthetic else "SEVERE benchmark"
+    fig.suptitle(f"{kind}: {checkpoint_name(plan.checkpoint)}", fontsize=10)
+    return fig
+
+
+def render_chart(
+    plan: Plan, outcomes: list[Outcome], published: list[PublishedRow], path: Path
+) -> None:
+    build_chart(plan, outcomes, published).savefig(path, dpi=120)
 
 
 def write_report(plan: Plan, outcomes: list[Outcome], published_file: Path = PUBLISHED) -> Report:

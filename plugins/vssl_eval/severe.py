@@ -1,7 +1,8 @@
 """``vssl severe CHECKPOINT``: the SEVERE benchmark (Thoker et al., ECCV 2022) on one checkpoint.
 
 Runs the chosen settings one after another, each an evaluation recipe of ``recipes/severe/``
-(or of its synthetic miniature, ``recipes/severe/synthetic/``) through the same protocol
+(or of its synthetic miniature, ``recipes/severe/synthetic/``; the copies vssl ships, or those of
+the working directory) through the same protocol
 ``vssl eval`` runs, each in ``OUT/<setting>/``; then writes the report (:mod:`vssl_eval.report`).
 
 Resumable: a setting whose ``metrics.json`` exists is not run again (it must be of the same
@@ -21,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,34 +141,22 @@ def default_out(checkpoint: str, synthetic: bool) -> Path:
     return Path("runs") / "severe" / (name + ("-synthetic" if synthetic else ""))
 
 
-def recipe_folder(given: str | None, synthetic: bool) -> Path:
-    """Where the settings' recipes are: --recipes, else recipes/severe[/synthetic] in the
-    working directory, else in the vssl source tree."""
-    sub = Path("recipes") / "severe" / ("synthetic" if synthetic else "")
-    import vssl_core
+def find_setting_recipes(
+    settings: list[Setting], given: str | None, synthetic: bool, search_paths: Sequence[Path]
+) -> dict[str, Path]:
+    """Each setting's recipe: ``<key>.yaml`` in --recipes DIR; else ``recipes/severe[/synthetic]``
+    of the working directory (a checkout, or a copy of your own), else the recipes vssl ships
+    (found through the recipe folders, as ``vssl eval severe/...`` finds them)."""
+    from vssl_core.recipe import find_recipe
 
-    candidates = (
-        [Path(given)] if given else [sub, Path(vssl_core.__file__).resolve().parents[1] / sub]
-    )
-    for folder in candidates:
-        if folder.is_dir():
-            return folder
-    raise ValueError(
-        f"no SEVERE recipes folder (looked in {', '.join(map(str, candidates))}); run from the "
-        "vssl checkout or give --recipes DIR"
-    )
-
-
-def checkpoint_backbone(checkpoint: str) -> dict | None:
-    """The backbone spec a vssl checkpoint stores in its recipe (None: not a vssl checkpoint
-    or none stored)."""
-    from vssl_core.convert import read_checkpoint
-
-    state = read_checkpoint(checkpoint)
-    if not isinstance(state, dict) or state.get("format") != "vssl":
-        return None
-    spec = (state.get("recipe") or {}).get("backbone")
-    return dict(spec) if isinstance(spec, dict) and spec.get("name") else None
+    if given:
+        recipes = {s.key: Path(given) / f"{s.key}.yaml" for s in settings}
+        missing = [str(p) for p in recipes.values() if not p.is_file()]
+        if missing:
+            raise ValueError(f"missing SEVERE recipe(s): {', '.join(missing)}")
+        return recipes
+    sub = "recipes/severe/" + ("synthetic/" if synthetic else "")
+    return {s.key: find_recipe(f"{sub}{s.key}.yaml", search_paths) for s in settings}
 
 
 # ------------------------------------------------------------------------------ running
@@ -193,13 +183,11 @@ class Plan:
         ]
 
 
-def make_plan(args: argparse.Namespace) -> Plan:
+def make_plan(args: argparse.Namespace, search_paths: Sequence[Path] = ()) -> Plan:
+    from vssl_core.convert import stored_backbone
+
     settings = parse_settings(args.settings, args.synthetic)
-    folder = recipe_folder(args.recipes, args.synthetic)
-    recipes = {s.key: folder / f"{s.key}.yaml" for s in settings}
-    missing = [str(p) for p in recipes.values() if not p.is_file()]
-    if missing:
-        raise ValueError(f"missing SEVERE recipe(s): {', '.join(missing)}")
+    recipes = find_setting_recipes(settings, args.recipes, args.synthetic, search_paths)
     roots = parse_roots(args.root)
     common, own = split_overrides(args.overrides, settings)
     if args.synthetic and roots:
@@ -216,7 +204,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     ckpt = None if args.checkpoint == NO_CHECKPOINT else str(Path(args.checkpoint).resolve())
     weights = []
     if ckpt is not None:
-        backbone = checkpoint_backbone(ckpt)
+        backbone = stored_backbone(ckpt)
         if backbone is not None:
             weights.append("backbone=" + json.dumps(backbone))
             log.info("backbone from the checkpoint's recipe: %s", backbone)
@@ -263,6 +251,32 @@ def _finished(run_dir: Path, checkpoint: str | None) -> dict | None:
             "give another --out (nothing was overwritten)"
         )
     return done
+
+
+def earlier_outcomes(plan: Plan) -> list[Outcome]:
+    """Settings of this checkpoint that an earlier ``vssl severe`` finished in OUT and this one
+    does not run (e.g. another --settings): they stay in the report. Taken from OUT/results.json
+    (same checkpoint, same benchmark or miniature), each confirmed by its metrics.json."""
+    path = plan.out / "results.json"
+    try:
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return []
+    if saved.get("checkpoint") != plan.checkpoint or saved.get("synthetic") != plan.synthetic:
+        return []
+    chosen = {s.key for s in plan.settings}
+    found = []
+    for key, entry in (saved.get("settings") or {}).items():
+        if key in chosen or key not in BY_KEY:
+            continue
+        run_dir = Path(entry.get("run_dir") or plan.out / key)
+        try:
+            done = _finished(run_dir, plan.checkpoint)
+        except ValueError:
+            continue
+        if done is not None:
+            found.append(Outcome(BY_KEY[key], run_dir, "skipped", done["metrics"]))
+    return found
 
 
 def run_setting(plan: Plan, setting: Setting, host) -> Outcome:
@@ -357,7 +371,7 @@ def cmd_severe(args: argparse.Namespace, host) -> int:
     from vssl_core.engine.trainer import EXIT_PREEMPTED
     from vssl_eval.report import write_report
 
-    plan = make_plan(args)
+    plan = make_plan(args, host.recipe_search_paths())
     preflight(plan, host)
     main = int(os.environ.get("RANK", "0")) == 0
     outcomes = run_all(plan, host, announce=print if main else lambda text: None)
@@ -370,6 +384,10 @@ def cmd_severe(args: argparse.Namespace, host) -> int:
         return EXIT_PREEMPTED
     if not main:
         return 0
+    earlier = earlier_outcomes(plan)
+    if earlier:  # the report then shows them all, in SEVERE's order
+        order = [s.key for s in SETTINGS]
+        outcomes = sorted(outcomes + earlier, key=lambda o: order.index(o.setting.key))
     report = write_report(plan, outcomes)
     for o in outcomes:
         value = o.metrics.get(o.setting.metric)

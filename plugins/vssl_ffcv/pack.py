@@ -247,10 +247,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 def _dataset_from_recipe(args: argparse.Namespace, host):
     from vssl_core.build import build_dataset
-    from vssl_core.recipe import compose_recipe, display_path
+    from vssl_core.config import compose
+    from vssl_core.recipe import display_path
     from vssl_core.schema import RecipeValidationError, validate_component
 
-    composed = compose_recipe(args.recipe, args.overrides, host.recipe_search_paths())
+    composed = compose(args.recipe, args.overrides, host)
     data = composed.data.get("data") or {}
     problems, spec = [], {}
     for key, kind in (("dataset", "dataset"), ("decoder", "decoder")):

@@ -76,6 +76,9 @@ class SigmaLossTerms:
     prediction: torch.Tensor  # L2
     labels_projection_M: torch.Tensor
     labels_prediction_M: torch.Tensor
+    # the pretext accuracy: the fraction of masked tubelets whose predicted prototype (the
+    # decoder's best score) is the one Sinkhorn assigned to their projected pixels (L2's target)
+    acc: torch.Tensor
 
     @property
     def total(self) -> torch.Tensor:
@@ -108,4 +111,5 @@ def sigma_loss(
         prediction=swapped_cross_entropy(scores_psi_MK, targets_phi, temperature),
         labels_projection_M=labels_phi_M,
         labels_prediction_M=labels_psi_M,
+        acc=(scores_psi_MK.detach().argmax(dim=1) == labels_phi_M).float().mean(),
     )

@@ -157,6 +157,7 @@ class Sigma(Objective):
             "loss_projection": terms.projection.detach(),  # L1: phi predicts the decoder's codes
             "loss_prediction": terms.prediction.detach(),  # L2: decoder predicts phi's codes
             "codes_used": used_K.mean(),  # fraction of prototypes phi's tokens are assigned to
+            "acc": terms.acc,  # the decoder predicts the prototype of phi's code (chance ~1/K)
         }
         return ObjectiveOutput(loss=terms.total, metrics=metrics)
 

@@ -4,13 +4,15 @@ ratios are the per-round quotients of the rates, and the dataset is written once
 Run in a subprocess: the script imports decord, which must stay out of the pytest process (see
 tests/plugins/decoders/decoder_kit.py)."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from kit.optional import installed
+
+pytestmark = pytest.mark.extras  # CI runs it again with the optional extras (-m extras)
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "data_throughput.py"
 TINY = ["--videos", "4", "--seconds", "2", "--rounds", "2", "--batches", "1", "--batch", "2"]
@@ -28,7 +30,7 @@ def run(data: Path, out: Path, paths: list[str]) -> dict:
 @pytest.mark.slow
 def test_every_path_delivers_and_the_dataset_is_reused(tmp_path):
     paths = ["pyav"]
-    paths += [p for p in ("decord", "ffcv") if importlib.util.find_spec(p) is not None]
+    paths += [p for p in ("decord", "ffcv") if installed(p)]
     data = tmp_path / "data"
     first = run(data, tmp_path / "a.json", paths)
     torch_paths = [p for p in paths if p != "ffcv"]

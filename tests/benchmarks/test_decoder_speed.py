@@ -1,7 +1,6 @@
 """benchmarks/decoder_speed.py: every row of the "Decoders alone" table in docs/performance.md
 is measured, and the reads it times return exactly the frames they ask for."""
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -10,8 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kit.optional import installed
 
 from vssl_core.data.video_writer import read_frame_index
+
+pytestmark = pytest.mark.extras  # CI runs it again with the optional extras (-m extras)
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "decoder_speed.py"
 SMALL = {"videos": 2, "seconds": 3.0, "rounds": 2}  # what --small sets
@@ -33,7 +35,7 @@ def test_every_row_is_measured_on_one_thread_with_positive_numbers(decoder_speed
     _, payload, stdout = smoke
     rows = payload["rows"]
     assert list(rows) == list(decoder_speed.ROWS)
-    decord_installed = importlib.util.find_spec("decord") is not None
+    decord_installed = installed("decord")
     for key, row in rows.items():
         if "skipped" in row:  # only decord's, and with the reason printed
             assert key in decoder_speed.DECORD_ROWS and row["skipped"]

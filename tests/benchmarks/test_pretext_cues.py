@@ -52,3 +52,20 @@ def test_a_malformed_row_names_the_fix(pretext_cues, tmp_path, capsys):
     with pytest.raises(SystemExit):
         pretext_cues.main([str(tmp_path), "--row", "jitter objective.photometric=mocov2"])
     assert "write it as 'NAME: key=value ...'" in capsys.readouterr().err
+
+
+def test_the_summary_puts_each_methods_seeds_side_by_side(pretext_cues):
+    def measured(acc_as_rendered: float, acc_frozen: float) -> dict:
+        rows = {"as rendered": {"acc": acc_as_rendered}, "frozen objects": {"acc": acc_frozen}}
+        return {"chance": {"acc": 0.25}, "rows": rows}
+
+    table = {
+        "p/rotation-s0": measured(0.9, 0.25),
+        "p/rotation-s1": measured(0.8, 0.3),
+        "p/videomae-s0": {"chance": {}, "rows": {"as rendered": {"loss": 0.5}}},
+    }
+    text = pretext_cues.summary(table)
+    assert "| method (acc) | chance | as rendered | frozen objects |" in text
+    assert "| rotation | 0.250 | 0.90 / 0.80 | 0.25 / 0.30 |" in text
+    assert "videomae" not in text and pretext_cues.summary(table, "batch_acc") == ""
+    assert pretext_cues.method_of("runs/x/clip_order_obj-s12") == "clip_order_obj"

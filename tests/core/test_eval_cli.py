@@ -162,3 +162,33 @@ def test_a_preempted_eval_command_exits_143_so_drivers_do_not_take_it_for_finish
     assert code == 143, capsys.readouterr().err
     assert "preempted; continue with resume=true" in capsys.readouterr().out
     assert not (tmp_path / "runs" / "eval_linear" / "metrics.json").exists()
+
+
+def test_eval_builds_the_backbone_the_checkpoint_was_trained_with(pretrained, tmp_path, caplog):
+    """synthetic_knn.yaml's backbone is a cnn3d_small of width 16; the checkpoint's has width 4:
+    its stored recipe decides (as in vssl severe), and the command says so."""
+    recipe = ROOT / "recipes" / "eval" / "synthetic_knn.yaml"
+    data = [a for a in tiny(tmp_path) if not a.startswith("backbone.")]
+    with caplog.at_level("INFO", logger="vssl.eval"):
+        assert main(["eval", str(recipe), f"checkpoint={pretrained}", *data]) == 0
+    assert "backbone from the checkpoint's recipe: cnn3d_small" in caplog.text
+    resolved = (tmp_path / "runs" / "eval_knn" / "recipe.yaml").read_text()
+    assert "width: 4" in resolved
+
+
+def test_an_explicit_backbone_still_wins_and_is_named(pretrained, host):
+    from vssl_core.cli.eval_cmd import with_checkpoint_backbone
+
+    recipe = str(ROOT / "recipes" / "eval" / "synthetic_knn.yaml")
+    given = [f"objective.backbone_checkpoint={pretrained}", "backbone={name: r3d_18}"]
+    overrides, which = with_checkpoint_backbone(recipe, given, host)
+    assert overrides[0].startswith("backbone=") and overrides[1:] == given  # the user's last
+    assert which.startswith("backbone from the command line; the checkpoint's recipe has")
+    partial = [f"objective.backbone_checkpoint={pretrained}", "backbone.width=8"]
+    assert "with backbone.width=8" in with_checkpoint_backbone(recipe, partial, host)[1]
+    bare = Path(pretrained).with_name("bare.pt")
+    torch.save({"conv.weight": torch.zeros(1)}, bare)  # not a vssl checkpoint: the recipe's
+    assert (
+        "stores no backbone spec"
+        in with_checkpoint_backbone(recipe, [f"objective.backbone_checkpoint={bare}"], host)[1]
+    )

@@ -6,12 +6,14 @@ import torch
 from torch import nn
 
 from vssl_core.engine.optim import (
+    ScaledLR,
     build_optimizer,
     build_scheduler,
     lr_multiplier_schedule,
     match_state_layouts,
     param_groups,
     scale_lr,
+    warmup_steps,
 )
 from vssl_core.schema import OptimSection, ScheduleSection
 
@@ -106,3 +108,18 @@ def test_optimizer_state_takes_the_layout_of_its_parameter():
         model(x).square().sum().backward()
         opt.step()
     torch.testing.assert_close(ndhwc.weight, ncdhw.weight, rtol=1e-6, atol=1e-7)
+
+
+def test_a_run_cut_short_keeps_the_warmups_share_and_still_decays():
+    # sigma.yaml: 8 epochs of 32 steps, 1 warmup epoch; train.max_steps=20 would warm up forever
+    assert warmup_steps(1, 8, 32, 256) == (32, "")
+    steps, note = warmup_steps(1, 8, 32, 20)
+    assert steps == 2 and "shortened with the run: 20 of the recipe's 256 steps" in note
+    assert warmup_steps(1, 1, 4, 8) == (4, "")  # longer than the recipe's epochs: as written
+    assert warmup_steps(0, 8, 32, 20) == (0, "")
+    assert warmup_steps(8, 8, 32, 20)[0] == 19  # the whole schedule is warmup: still one step down
+    lr = ScaledLR(peak=1.0, min_lr=0.0, warmup_start=0.0, factor=1.0, rule="none")
+    schedule = ScheduleSection(warmup_epochs=1, decay="cosine")
+    multiplier = lr_multiplier_schedule(schedule, lr, steps, 20, 32)
+    values = [multiplier(s / 20) for s in range(20)]
+    assert max(values) == pytest.approx(1.0) and values[-1] < 0.05  # peaks, then decays

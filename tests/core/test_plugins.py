@@ -152,3 +152,12 @@ def test_a_plugin_that_fails_to_import_is_a_warning_and_listed_as_failed(install
     assert "failed" in line and "not_a_real_module" in line
     listed = _vssl(["list", "objective"], env_site, tmp_path)
     assert listed.returncode == 0 and "videomae" in listed.stdout
+    # its recipe is not found: the error says which plugin failed, where and why
+    run = _vssl(["train", "hello.yaml"], env_site, tmp_path)
+    assert run.returncode == 2 and "recipe 'hello.yaml' not found" in run.stderr
+    assert (
+        "plugins that failed to load (one may provide it): hello (ModuleNotFoundError" in run.stderr
+    )
+    assert (
+        f"{env_site / 'vssl_hello_plugin' / 'plugin.py'}:1: import not_a_real_module" in run.stderr
+    )

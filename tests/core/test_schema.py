@@ -120,7 +120,9 @@ def test_every_shipped_recipe_validates(host):
     runnable = sorted((ROOT / "recipes").glob("*.yaml"))
     runnable += sorted((ROOT / "recipes" / "monitor").glob("*.yaml"))
     fragments = sorted((ROOT / "recipes" / "base").rglob("*.yaml"))
-    fragments += sorted((ROOT / "plugins").rglob("recipes/**/*.yaml"))
+    fragments += sorted(  # the method plugins' own (vssl_recipes/recipes links to recipes/)
+        p for p in (ROOT / "plugins").rglob("recipes/**/*.yaml") if "vssl_recipes" not in p.parts
+    )
     builtin = {p.name for p in host.plugins if p.distribution == "vssl"}
     objectives = [
         n

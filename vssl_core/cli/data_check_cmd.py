@@ -39,10 +39,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 def _load_data(args, host) -> tuple[str, dict]:
     """(recipe path, validated data section); only the `data` section must be valid."""
-    from vssl_core.recipe import compose_recipe, display_path
+    from vssl_core.config import compose
+    from vssl_core.recipe import display_path
     from vssl_core.schema import DataSection, RecipeValidationError, _validate_section
 
-    composed = compose_recipe(args.recipe, args.overrides, host.recipe_search_paths())
+    composed = compose(args.recipe, args.overrides, host)
     source = display_path(composed.path)
     data, problems = _validate_section(
         composed.data.get("data", {}), DataSection, "data", host.registry

@@ -1,5 +1,5 @@
-"""Built-in logging, implemented as hook plugins: metrics.jsonl, metrics.csv, TensorBoard, a
-progress bar.
+"""Built-in logging, implemented as hook plugins: metrics.jsonl, metrics.csv and TensorBoard (the
+progress bar: :mod:`vssl_core.engine.progress`).
 
 They use the same lifecycle hooks as the logger components of ``log.loggers`` (the optional
 ``wandb`` and ``mlflow`` loggers of the vssl_loggers plugin, or a third party's).
@@ -10,11 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import sys
 import threading
 from pathlib import Path
-
-from tqdm import tqdm
 
 from vssl_core.engine.run import RunContext
 from vssl_core.engine.writes import writing
@@ -194,44 +191,3 @@ def _quiet_writer_thread_errors() -> None:
 
     hook.vssl_quiet = True
     threading.excepthook = hook
-
-
-class ProgressBar:
-    """tqdm bar with loss, lr and clips/s; the ETA comes from tqdm's rate (rank 0)."""
-
-    def __init__(self) -> None:
-        self.bar = None
-
-    @hookimpl
-    def vssl_train_start(self, run: RunContext) -> None:
-        if run.is_main:
-            self.bar = tqdm(
-                total=run.total_steps,
-                initial=run.start_step,
-                desc=run.run_dir.name,
-                unit="step",
-                file=sys.stderr,
-                dynamic_ncols=True,
-            )
-
-    @hookimpl
-    def vssl_step_end(self, run: RunContext, step: int, metrics: dict | None) -> None:
-        if self.bar is None:
-            return
-        self.bar.update(max(step - self.bar.n, 0))  # a monitor's step-0 values advance nothing
-        if metrics is not None:  # a window of skipped steps has no loss
-            shown = {"loss": ".4f", "lr": ".3g", "clips_per_s": ".1f"}
-            self.bar.set_postfix(
-                {
-                    k.replace("_per_", "_"): f"{metrics[k]:{f}}"
-                    for k, f in shown.items()
-                    if k in metrics
-                },
-                refresh=False,
-            )
-
-    @hookimpl
-    def vssl_train_end(self, run: RunContext, step: int, status: str) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None

@@ -159,6 +159,27 @@ def _check_schedule(schedule: ScheduleSection) -> None:
         )
 
 
+def warmup_steps(
+    warmup_epochs: float, epochs: int, steps_per_epoch: int, total_steps: int
+) -> tuple[int, str]:
+    """The warmup's length in steps, and a note when it differs from ``warmup_epochs``.
+
+    The rule: the warmup lasts ``warmup_epochs`` epochs, except in a run that ``train.max_steps``
+    cuts short of the recipe's ``epochs``: there the whole schedule shrinks with the run, warmup
+    included, so the warmup keeps its share of the run (``warmup_epochs / epochs``) and the lr
+    still peaks and decays. A cut-short run would otherwise spend all of its steps warming up.
+    """
+    full = round(warmup_epochs * steps_per_epoch)
+    planned = epochs * steps_per_epoch
+    if full == 0 or total_steps >= planned:
+        return full, ""
+    scaled = min(round(full * total_steps / planned), max(total_steps - 1, 0))
+    return scaled, (
+        f" ({warmup_epochs:g} epoch(s) = {full} steps, shortened with the run: "
+        f"{total_steps} of the recipe's {planned} steps)"
+    )
+
+
 def lr_multiplier_schedule(
     schedule: ScheduleSection,
     lr: ScaledLR,

@@ -46,6 +46,7 @@ class RunLock:
         self.path = self.run_dir / LOCK_NAME
         self._fd: int | None = None
         self._key = str(self.run_dir.resolve())
+        self._made: list[Path] = []  # folders acquire() created, deepest last
 
     def acquire(self) -> None:
         """Lock or raise :class:`RunDirectoryLocked` naming the holder; never waits."""
@@ -54,6 +55,7 @@ class RunLock:
                 f"{self.run_dir} is already being written by this process (another run with "
                 "the same run.output_root and run.name); use another run.name"
             )
+        self._made = [p for p in (*reversed(self.run_dir.parents), self.run_dir) if not p.exists()]
         self.run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
@@ -92,9 +94,19 @@ class RunLock:
             return
         with contextlib.suppress(OSError):  # a full disk must not turn a release into a crash
             os.ftruncate(self._fd, 0)  # a clean end: nothing for the next holder to report
+            self._remove_if_unused()
         os.close(self._fd)  # closing the descriptor drops the lock
         self._fd = None
         _HELD.discard(self._key)
+
+    def _remove_if_unused(self) -> None:
+        """A run that could not start leaves no folder: if acquire() made the run directory and
+        nothing but the lock was written there, remove them (still holding the lock)."""
+        if not self._made or [p.name for p in self.run_dir.iterdir()] != [LOCK_NAME]:
+            return
+        self.path.unlink()
+        for folder in reversed(self._made):
+            folder.rmdir()
 
     @property
     def held(self) -> bool:

@@ -37,20 +37,17 @@ from vssl_core.engine.distributed import (
 )
 from vssl_core.engine.errors import TrainingError
 from vssl_core.engine.init_from import build_initialized
-from vssl_core.engine.logging import (
-    CsvLogger,
-    MetricsFileLogger,
-    ProgressBar,
-    TensorBoardLogger,
-)
+from vssl_core.engine.logging import CsvLogger, MetricsFileLogger, TensorBoardLogger
 from vssl_core.engine.optim import (
     build_optimizer,
     build_scheduler,
     lr_multiplier_schedule,
     match_state_layouts,
     scale_lr,
+    warmup_steps,
 )
 from vssl_core.engine.precision import LossScaling
+from vssl_core.engine.progress import ProgressBar, gpu_sized_on_cpu
 from vssl_core.engine.run import RunContext
 from vssl_core.engine.rundir import lock_run_dir, resolve_run_dir
 from vssl_core.engine.signals import StopRequest
@@ -204,8 +201,6 @@ class Trainer:
             keep_freed_cpu_memory()  # no page faults re-allocating each step's tensors
         self.run_lock = lock_run_dir(cfg, self.dist)  # one writer per run directory
         self.run_dir, resume_from = resolve_run_dir(cfg)
-        if self.dist.is_main:
-            self._open_log_file()
         torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
         ckpt.seed_host_rngs(cfg.run.seed)  # saved in checkpoints: identical runs, identical files
 
@@ -215,8 +210,6 @@ class Trainer:
         else:
             self.model, loaded = build_objective(self.host.registry, cfg.data), ""
         self.model = self.model.to(self.dist.device)
-        if loaded and self.dist.is_main:
-            log.info("%s", loaded)
         self.views = self.model.views()
         self.layout = BatchLayout.from_recipe(
             cfg.batch.global_size, cfg.batch.per_rank, self.dist.world_size
@@ -246,15 +239,21 @@ class Trainer:
         )
         self.lr = scale_lr(cfg.optim, cfg.schedule, self.layout.global_size)
         self.optimizer = build_optimizer(self.model, cfg.optim, self.lr.peak, self.dist.device)
-        warmup_steps = round(cfg.schedule.warmup_epochs * self.steps_per_epoch)
+        warmup, self.warmup_note = warmup_steps(
+            cfg.schedule.warmup_epochs, tr.epochs, self.steps_per_epoch, self.total_steps
+        )
         self.scheduler = build_scheduler(
             self.optimizer,
             lr_multiplier_schedule(
-                cfg.schedule, self.lr, warmup_steps, self.total_steps, self.steps_per_epoch
+                cfg.schedule, self.lr, warmup, self.total_steps, self.steps_per_epoch
             ),
             self.total_steps,
         )
         self.precision = LossScaling(self.dist.device, tr.precision)
+        if self.dist.is_main:  # only now: a recipe that fails to build leaves no run folder
+            self._open_log_file()
+            if loaded:
+                log.info("%s", loaded)
         self.start_step = 0
         if resume_from is not None:
             self.start_step = self._restore(resume_from)
@@ -270,7 +269,7 @@ class Trainer:
             )
         if tr.compile:  # after DDP, so its bucketing sees the compiled graph's gradients
             self.ddp = torch.compile(self.ddp)
-        self._write_run_files(warmup_steps)
+        self._write_run_files(warmup)
         spec = cfg.data.get("monitor") or {}
         self.monitor = build(self.host.registry, "monitor", spec) if spec else None
         every = getattr(self.monitor, "every_steps", None)
@@ -297,6 +296,22 @@ class Trainer:
         self._log_file = RunLogFile(self.run_dir / "train.log", log)
         self._log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.setLevel(logging.INFO)
+
+    def _close_log_file(self, summary: str, reason: str = "") -> None:
+        """The run's last line, on the console and in train.log; train.log also gets the reason
+        of a failure (the command prints it as its error)."""
+        file, self._log_file = self._log_file, None
+        if file is not None:
+            log.removeHandler(file)
+        dist = getattr(self, "dist", None)
+        if dist is None or not dist.is_main or (file is None and not self.loggers):
+            return  # failed before the run directory was made: the command's error says it all
+        level = logging.ERROR if reason else logging.INFO
+        log.log(level, "%s", summary)
+        if file is not None:
+            full = f"{summary}: {reason}" if reason else summary
+            file.handle(log.makeRecord(log.name, level, __file__, 0, "%s", (full,), None))
+            file.close()
 
     def _loader(self):
         data = self.config.loader
@@ -338,7 +353,7 @@ class Trainer:
         lr_text = self.lr.describe(cfg.optim.lr, self.layout.global_size, cfg.optim.lr_base_batch)
         summary = (
             f"{layout_text}; {lr_text}; {self.total_steps} steps ({self.steps_per_epoch} per epoch),"
-            f" warmup {warmup_steps} steps; device {self.dist.device}"
+            f" warmup {warmup_steps} steps{self.warmup_note}; device {self.dist.device}"
             + ("; NDHWC (channels_last_3d)" if self.channels_last else "")
         )
         if self.dist.is_main:
@@ -347,6 +362,8 @@ class Trainer:
                     f"# resolved from {cfg.path}\n# {summary}\n" + dump_yaml(cfg.data)
                 )
             log.info("run %s: %s", self.run_dir, summary)
+            if sized_for_gpus := gpu_sized_on_cpu(self.dist.device, self.layout, self.model):
+                log.warning(sized_for_gpus)
         barrier(self.dist)
 
     def _restore(self, path: Path) -> int:
@@ -421,8 +438,7 @@ class Trainer:
     def fit(self) -> TrainResult:
         with StopRequest() as stop:  # a signal during set-up stops it at once, with a message
             try:
-                self._setup()
-                stop.start_training()  # from here: finish the step, save, then stop
+                self._start(stop)
                 return self._fit(stop)
             except RuntimeError as exc:  # a collective failed: name the rank that stalled
                 failure = self.progress.failure(exc)
@@ -434,25 +450,33 @@ class Trainer:
                 if self.run_lock is not None:
                     self.run_lock.release()
 
+    def _start(self, stop: StopRequest) -> None:
+        try:
+            self._setup()
+        except BaseException as exc:
+            self._close_log_file("failed before the first step", _reason(exc))
+            raise
+        stop.start_training()  # from here: finish the step, save, then stop
+
     def _fit(self, stop: StopRequest) -> TrainResult:
         hook = self.host.hook
         for name, plugin in self._logger_plugins():
             self.host.pm.register(plugin, name=name)
             self.loggers.append(plugin)
-        status, step, last_loss = "failed", self.start_step, None
+        status, step, last_loss, failure = "failed", self.start_step, None, ""
         self.step = self.start_step
         try:
             hook.vssl_train_start(run=self.ctx)
             step, last_loss, status = self._loop(stop)
+        except BaseException as exc:
+            failure = _reason(exc)
+            raise
         finally:
             step = max(step, self.step)
-            if self.dist.is_main:
-                log.info("%s at step %d", status, step)
             hook.vssl_train_end(run=self.ctx, step=step, status=status)
             for plugin in self.loggers:
                 self.host.pm.unregister(plugin)
-            if self._log_file is not None:
-                self._log_file.detach()
+            self._close_log_file(f"{status} at step {step}", failure)
             shutdown(self.dist)
         exit_code = stop.exit_code if status == "preempted" else 0
         return TrainResult(self.run_dir, step, status, last_loss, exit_code)
@@ -619,6 +643,10 @@ class Trainer:
         )
         self.host.hook.vssl_checkpoint_saved(run=self.ctx, path=path, step=step)
         barrier(self.dist)
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _close_loader(batches) -> None:

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from kit.optional import is_required
 from vssl_decoders.common import import_backend
 
 from vssl_core.data.video_writer import read_frame_index, stamp_frame_index
@@ -49,6 +50,8 @@ def backend_available(name: str) -> bool:
     try:
         import_backend(name, name, name)
     except ImportError:
+        if is_required(name):  # VSSL_REQUIRE names it: a broken install fails, never skips
+            raise
         return False
     return True
 

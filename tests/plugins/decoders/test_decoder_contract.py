@@ -12,6 +12,8 @@ from decoder_kit import BACKENDS, FPS, HEIGHT, NUM_FRAMES, WIDTH, backend_param,
 from vssl_core.build import build, build_decoder
 from vssl_core.interfaces import Video, VideoDecodeError, VideoDecoder
 
+pytestmark = pytest.mark.extras  # CI runs it again with the optional extras (-m extras)
+
 # containers each backend reads correctly (decord refuses AVI, MPEG-TS, raw: see decord_backend.py)
 CONTAINERS = {
     "pyav": ["mp4", "mp4_start_1s", "mkv_start_half_s", "avi", "mpegts_start_1s", "raw_h264"],

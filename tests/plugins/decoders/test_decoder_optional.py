@@ -11,6 +11,8 @@ from vssl_decoders import common
 from vssl_core.build import build
 from vssl_core.interfaces import VideoDecodeError
 
+pytestmark = pytest.mark.extras  # CI runs it again with the optional extras (-m extras)
+
 
 @pytest.mark.parametrize("name", ["decord", "torchcodec"])
 def test_building_without_the_library_names_the_extra(host, monkeypatch, name):

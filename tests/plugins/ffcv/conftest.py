@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 from ffcv_kit import SIZE, StampedDataset
+from kit.optional import import_optional
 
 
 @pytest.fixture(scope="session")
 def packed(tmp_path_factory):
     """(path of the .beton, PackReport) for the stamped dataset, short side = SIZE."""
-    pytest.importorskip(
-        "ffcv", reason="the ffcv extra is not installed (see vssl_ffcv.INSTALL_HINT)"
-    )
+    import_optional("ffcv")
     from vssl_ffcv.pack import pack_dataset
 
     out = tmp_path_factory.mktemp("ffcv") / "stamped.beton"

@@ -4,12 +4,15 @@ import json
 
 import pytest
 import yaml
+from kit.optional import import_optional
 
-pytest.importorskip("ffcv", reason="the ffcv extra is not installed (see vssl_ffcv.INSTALL_HINT)")
+import_optional("ffcv")
 
 from vssl_ffcv.dataset import FfcvVideoDataset  # noqa: E402
 
 from vssl_core.cli.main import main  # noqa: E402
+
+pytestmark = pytest.mark.extras  # CI runs it again with the optional extras (-m extras)
 
 SHAPES = {
     "name": "moving_shapes",

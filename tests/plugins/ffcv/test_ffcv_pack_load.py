@@ -4,7 +4,6 @@ trainer's step order (per rank, resumable); broken videos listed, not packed.
 Shape legend: B batch, V views, C channels, T frames, S crop side.
 """
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -17,8 +16,10 @@ from ffcv_kit import (
     frame_count,
     source_video,
 )
+from kit.optional import import_optional
 
-pytest.importorskip("ffcv", reason="the ffcv extra is not installed (see vssl_ffcv.INSTALL_HINT)")
+import_optional("ffcv")
+cv2 = import_optional("cv2")  # comes with ffcv (opencv-python)
 
 from vssl_datasets.files import read_quarantine  # noqa: E402
 from vssl_ffcv.dataset import FfcvVideoDataset  # noqa: E402
@@ -29,6 +30,8 @@ from vssl_core.data.sampler import BatchLayout, StepBatchSampler, epoch_permutat
 from vssl_core.data.video_writer import read_frame_index  # noqa: E402
 from vssl_core.interfaces import ViewSpec  # noqa: E402
 from vssl_core.random import sample_key  # noqa: E402
+
+pytestmark = pytest.mark.extras  # CI runs it again with the optional extras (-m extras)
 
 SEED = 3
 PACKED = NUM_VIDEOS - 1

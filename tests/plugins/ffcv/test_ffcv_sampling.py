@@ -6,13 +6,16 @@ Shape legend: V views, T frames per clip.
 import numpy as np
 import pytest
 import torch
+from kit.optional import import_optional
 
-pytest.importorskip("numba", reason="the ffcv extra (numba) is not installed")
+import_optional("numba")
 
 from vssl_ffcv import sampling  # noqa: E402
 
 from vssl_core.interfaces import ViewSpec  # noqa: E402
 from vssl_core.random import keyed_uniform, sample_key  # noqa: E402
+
+pytestmark = pytest.mark.extras  # CI runs it again with the optional extras (-m extras)
 
 KEYS = [sample_key(0, e, i) for e in range(3) for i in range(40)]
 

@@ -7,6 +7,8 @@ import pytest
 from vssl_core.build import build
 from vssl_core.cli.main import main
 
+pytestmark = pytest.mark.extras  # CI runs it again with the optional extras (-m extras)
+
 
 @pytest.fixture
 def no_ffcv(monkeypatch):

@@ -315,11 +315,11 @@ def test_a_step_is_finite_and_every_trainable_parameter_gets_a_gradient(target):
     model = tiny(target=target)
     out = model(batch_of(clip(4)))
     assert out.loss.ndim == 0 and out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
-    assert set(out.metrics) == {"loss_projection", "loss_prediction", "codes_used"}
+    assert set(out.metrics) == {"loss_projection", "loss_prediction", "codes_used", "acc"}
     torch.testing.assert_close(
         out.loss.detach(), out.metrics["loss_projection"] + out.metrics["loss_prediction"]
     )
-    assert 0 < out.metrics["codes_used"] <= 1
+    assert 0 < out.metrics["codes_used"] <= 1 and 0 <= out.metrics["acc"] <= 1
     assert 0.8 * 2 * math.log(16) < out.loss.item() < 1.5 * 2 * math.log(16)  # ~2 ln K (loose)
     out.loss.backward()
     for name, p in model.named_parameters():

@@ -301,3 +301,14 @@ def test_prototypes_that_are_not_unit_rows_are_refused():
     p, z, c = features()
     with pytest.raises(RuntimeError, match="unit rows"):
         sigma_loss(p, z, c.detach() * 3, temperature=0.1, epsilon=0.05, iterations=3)
+
+
+def test_acc_is_how_often_the_decoder_predicts_the_projections_sinkhorn_prototype():
+    p, z, c = features()
+    terms = sigma_loss(p, z, c, temperature=0.1, epsilon=0.05, iterations=10)
+    s_phi, s_psi = prototype_scores(p, c), prototype_scores(z, c)
+    y_phi = official_sinkhorn(s_phi.detach(), 0.05, 10, 1 / s_phi.shape[0]).argmax(1)
+    expected = (s_psi.argmax(1) == y_phi).float().mean()
+    torch.testing.assert_close(terms.acc, expected)
+    right = sigma_loss(p, p.detach().clone(), c, 0.1, 0.05, 10)  # predicting phi itself
+    assert right.acc > 0.5 > terms.acc
