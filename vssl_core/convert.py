@@ -28,7 +28,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from vssl_core.engine.checkpoint import FORMAT_VERSION, CheckpointError
+from vssl_core.engine.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    unsafe_global,
+    verify_checkpoint,
+)
 
 Tensor = torch.Tensor
 # Containers that hold the weights in the files we read: our trainer and VideoMAE ("model"),
@@ -319,12 +324,11 @@ def read_checkpoint(path: str | Path) -> Any:
         return load_file(str(path))
     try:
         with torch.serialization.safe_globals(_safe_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        found = unsafe_global(exc)
         why = (
-            f"it stores a Python object ({found.group(1)}) besides tensors, and unpickling it "
-            "could run code"
+            f"it stores a Python object ({found}) besides tensors, and unpickling it could run code"
             if found
             else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         )
@@ -333,6 +337,9 @@ def read_checkpoint(path: str | Path) -> Any:
             f"weights and convert that file: python -c \"import torch; c = torch.load('{path}', "
             "weights_only=False); torch.save(c.get('model', c), 'weights.pt')\""
         ) from exc
+    if isinstance(obj, dict) and obj.get("format") == "vssl":
+        verify_checkpoint(obj, path)  # a vssl checkpoint's checksum, as training loads verify it
+    return obj
 
 
 def stored_backbone(checkpoint: str | Path) -> dict | None:

@@ -11,6 +11,7 @@ apply last (values parsed as YAML). ``${a.b}`` interpolation is resolved after a
 from __future__ import annotations
 
 import copy
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,12 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vssl_core.recipe_limits import (
+    MAX_BYTES,
+    MAX_OVERRIDES,
+    check_structure,
+    check_text_size,
+)
 from vssl_core.schema import RecipeError
 
 CLI = "command line"
@@ -44,6 +51,11 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str | int | float | bool | None):  # a list or mapping as a key
+            raise RecipeError(
+                f"{node.start_mark.name}:{key_node.start_mark.line + 1}: key {key!r} is not a "
+                "string; recipe keys are names"
+            )
         if key in seen:
             raise RecipeError(
                 f"{node.start_mark.name}:{key_node.start_mark.line + 1}: duplicate key {key!r} "
@@ -69,16 +81,32 @@ _UniqueKeyLoader.add_implicit_resolver(
 )
 
 
-def load_yaml_text(text: str):
-    return yaml.load(text, Loader=_UniqueKeyLoader)
+def load_yaml_text(text: str, source: str = "<text>"):
+    """Parse ``text``; a document nested too deeply for the parser is a :class:`RecipeError`."""
+    stream = io.StringIO(text)
+    stream.name = source  # what the parser's error marks call the document
+    try:
+        return yaml.load(stream, Loader=_UniqueKeyLoader)
+    except RecursionError:
+        raise RecipeError(f"{source}: nested too deeply for a recipe") from None
 
 
 def read_yaml(path: Path) -> dict:
+    with open(path, "rb") as f:
+        raw = f.read(MAX_BYTES + 1)
+    check_text_size(raw, str(path))
     try:
-        with open(path) as f:
-            data = load_yaml_text(f.read())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); "
+            "save the recipe as UTF-8"
+        ) from None
+    try:
+        data = load_yaml_text(text, str(path))
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    check_structure(data, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -114,6 +142,8 @@ def find_recipe(
     for c in _candidates(name, search_paths, relative_to):
         if c.is_file():
             return c.resolve()
+        if c.exists() and not c.is_dir():
+            raise RecipeError(f"recipe {str(c)!r} is not a regular file; give a YAML file")
     raise RecipeNotFoundError(_not_found(name, search_paths, relative_to))
 
 
@@ -147,9 +177,11 @@ def _leaves(data: Any, prefix: str = "") -> list[str]:
     return [prefix[:-1]] if prefix else []
 
 
-def _forget(prov: dict[str, str], path: str) -> None:
-    for key in [k for k in prov if k == path or k.startswith(path + ".")]:
-        del prov[key]
+def _forget(prov: dict[str, str], path: str, old: Any) -> None:
+    """Drop the provenance of the value at ``path`` (``old``): its own leaves, so merging n keys
+    costs O(n), not a scan of the whole table per key."""
+    for leaf in _leaves(old, path + ".") or [path]:
+        prov.pop(leaf, None)
 
 
 def merge_into(
@@ -172,7 +204,7 @@ def merge_into(
         if isinstance(old, dict) and isinstance(value, dict) and same_component:
             merge_into(old, value, prov, source, path + ".")
             continue
-        _forget(prov, path)
+        _forget(prov, path, old)
         base[key] = copy.deepcopy(value)
         for leaf in _leaves(value, path + ".") or [path]:
             prov[leaf] = source if isinstance(source, str) else source.get(leaf, "?")
@@ -218,15 +250,22 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, value = text.split("=", 1)
     keys = key.strip().split(".")
     if not all(keys):
-        raise RecipeError(f"override {text!r}: empty part in the key path {key!r}")
+        raise RecipeError(f"override {text[:100]!r}: empty part in the key path {key[:100]!r}")
+    source = f"override {key.strip()[:100]}="
+    check_text_size(text, source)
     try:
-        parsed = load_yaml_text(value) if value != "" else ""
+        parsed = load_yaml_text(value, source) if value != "" else ""
     except yaml.YAMLError:
         parsed = value
+    check_structure(parsed, source, root=key.strip())
     return keys, parsed
 
 
 def apply_overrides(data: dict, prov: dict[str, str], overrides: Sequence[str]) -> None:
+    if len(overrides) > MAX_OVERRIDES:
+        raise RecipeError(
+            f"{len(overrides):,} overrides, more than {MAX_OVERRIDES:,}; put them in a recipe file"
+        )
     for text in overrides:
         keys, value = parse_override(text)
         node = data
@@ -243,7 +282,17 @@ def apply_overrides(data: dict, prov: dict[str, str], overrides: Sequence[str]) 
         )
 
 
+def _has_interpolation(node: Any) -> bool:
+    if isinstance(node, dict):
+        return any(_has_interpolation(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_interpolation(v) for v in node)
+    return isinstance(node, str) and "${" in node
+
+
 def resolve_interpolations(data: dict, source: str) -> dict:
+    if not _has_interpolation(data):  # omegaconf costs ~80 us per value: only when needed
+        return data
     try:
         return OmegaConf.to_container(OmegaConf.create(data), resolve=True)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
@@ -257,6 +306,7 @@ def compose_recipe(
     path = find_recipe(recipe, search_paths)
     data, prov = _compose(path, search_paths, ())
     apply_overrides(data, prov, overrides)
+    check_structure(data, display_path(path))  # the sum of the files and overrides
     return ComposedRecipe(path=path, data=resolve_interpolations(data, str(path)), provenance=prov)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vssl_core.registry import KINDS, Registry, RegistryError
+from vssl_core.schema_ranges import check_finite, check_ranges, check_run_name
 from vssl_core.typecheck import check_type, describe, type_name
 
 # Arguments the core passes to a component itself; a recipe may not set them.
@@ -86,12 +87,14 @@ class TrainSection:
     find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step
     compile: bool = False  # torch.compile the objective's forward (minutes of compiling first)
     channels_last: bool | Literal["auto"] = "auto"  # NDHWC weights+clips; auto: 3-D CNN on GPU
+    collective_timeout_s: float = 600.0  # DDP: a rank stuck this long ends the job, says who
 
 
 @dataclass
 class CheckpointSection:
     every_steps: int | None = 500  # also written at the end and on SIGTERM
     keep_every_steps: int | None = None  # keep a permanent copy every N steps
+    keep_previous: bool = True  # keep the one before last.pt as previous.pt: a fallback if corrupt
 
 
 @dataclass
@@ -127,7 +130,7 @@ class RecipeSchema:
     train: TrainSection = field(default_factory=TrainSection)
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     log: LogSection = field(default_factory=LogSection)
-    resume: bool | str = False  # true: continue <run dir>/checkpoints/last.pt; or a checkpoint path
+    resume: bool | str = False  # true: continue last.pt; auto: if there is one; or a path
     init_from: str | None = None  # a new run from these weights (any vssl convert format)
     init_from_format: str = "auto"  # init_from's format (vssl convert --list); auto: detected
     eval: EvalSection = field(default_factory=EvalSection)  # downstream evaluation (vssl eval)
@@ -179,6 +182,37 @@ def _unknown(path: str, key: str, valid: list[str], where: str) -> str:
     return f"{full}: unknown key{_closest(key, valid)} ({where} accepts: {', '.join(valid) or 'nothing'})"
 
 
+SHOWN_UNKNOWN = 10  # unknown keys of one mapping reported one by one (with a suggestion each)
+
+
+class _UnknownKeys:
+    """The unknown keys of one mapping: the first few named with the closest valid key, the
+    rest counted (5,000 unknown keys must not cost 5,000 fuzzy matches and pages of output)."""
+
+    def __init__(self, path: str, valid: list[str], where: str):
+        self.path, self.valid, self.where, self.count = path, valid, where, 0
+        self.problems: list[str] = []
+
+    def add(self, key: Any) -> None:
+        self.count += 1
+        if self.count <= SHOWN_UNKNOWN:
+            if isinstance(key, str):
+                self.problems.append(_unknown(self.path, key, self.valid, self.where))
+            else:
+                where = self.path or "the top level"
+                self.problems.append(
+                    f"{where}: key {key!r} ({type(key).__name__}) is not a string; recipe keys "
+                    "are names"
+                )
+
+    def report(self) -> list[str]:
+        more = self.count - SHOWN_UNKNOWN
+        if more > 0:
+            where = f" under {self.path}" if self.path else ""
+            return self.problems + [f"... and {more:,} more unknown keys{where}"]
+        return self.problems
+
+
 def component_params(factory: Any, kind: str) -> dict[str, inspect.Parameter]:
     """The recipe-settable parameters of a component factory, with resolved type hints."""
     target = factory.__init__ if inspect.isclass(factory) else factory
@@ -224,6 +258,11 @@ def validate_component(spec: Any, kind: str, path: str, registry: Registry) -> t
             f"{path}: expected a {kind} mapping with a `name` key (e.g. `{path}: {{name: ...}}`),"
             f" got {describe(spec)}"
         ]
+    if not isinstance(spec["name"], str):
+        return spec, [
+            f"{path}.name: expected the name of a {kind} (a string, see `vssl list {kind}`), "
+            f"got {describe(spec['name'])}"
+        ]
     try:
         entry = registry.get(kind, spec["name"])
     except RegistryError as exc:
@@ -231,6 +270,7 @@ def validate_component(spec: Any, kind: str, path: str, registry: Registry) -> t
     params = component_params(entry.factory, kind)
     problems, out = [], {"name": spec["name"]}
     where = f"{kind} {spec['name']!r}"
+    unknown = _UnknownKeys(path, list(params), where)
     for key, value in spec.items():
         if key == "name":
             continue
@@ -238,7 +278,7 @@ def validate_component(spec: Any, kind: str, path: str, registry: Registry) -> t
             if key in INJECTED.get(kind, ()):
                 problems.append(f"{path}.{key}: set by vssl itself; remove it from the recipe")
             else:
-                problems.append(_unknown(path, key, list(params), where))
+                unknown.add(key)
             continue
         hint = params[key].annotation
         hint = Any if hint is inspect.Parameter.empty else hint
@@ -254,7 +294,7 @@ def validate_component(spec: Any, kind: str, path: str, registry: Registry) -> t
             problems.append(f"{path}.{key}: required by {where} but missing")
         else:
             out[key] = list(p.default) if isinstance(p.default, tuple) else p.default
-    return out, problems
+    return out, unknown.report() + problems
 
 
 def _validate_section(value: Any, cls: type, path: str, registry: Registry) -> tuple[Any, list]:
@@ -263,10 +303,11 @@ def _validate_section(value: Any, cls: type, path: str, registry: Registry) -> t
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     problems, out = [], {}
+    unknown = _UnknownKeys(path, names, f"section {path!r}" if path else "a recipe")
     for key, sub in value.items():
         sub_path = f"{path}.{key}" if path else key
         if key not in names:
-            problems.append(_unknown(path, key, names, f"section {path!r}" if path else "a recipe"))
+            unknown.add(key)
         elif sub_path in OPTIONAL_COMPONENTS and sub in ({}, None):
             out[key] = {}
         elif sub_path in COMPONENT_PATHS:
@@ -302,7 +343,8 @@ def _validate_section(value: Any, cls: type, path: str, registry: Registry) -> t
                 dataclasses.asdict(default) if dataclasses.is_dataclass(default) else default
             )
     order = {f.name: i for i, f in enumerate(dataclasses.fields(cls))}
-    return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order)))), problems
+    ordered = dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
+    return ordered, unknown.report() + problems
 
 
 def _check_optimizer(optim: dict) -> list[str]:
@@ -343,6 +385,9 @@ def validate_recipe(recipe: dict, registry: Registry, source: str = "recipe") ->
     out, problems = _validate_section(recipe, RecipeSchema, "", registry)
     if isinstance(out.get("optim"), dict):
         problems += _check_optimizer(out["optim"])
+    problems += check_ranges(out) + check_finite(out)
+    if isinstance(out.get("run"), dict):
+        problems += check_run_name(out["run"])
     if not problems:
         problems += _check_pairing(out, registry)
     if not problems:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vssl_core.engine.checkpoint import unsafe_global
 from vssl_core.nn import LN_EPS, Block, init_vit_weights
 
 DEFAULT_MLP_HIDDEN = (1024, 1024, 512)
@@ -173,7 +174,20 @@ def load_teacher_weights(teacher: ImageViT, path: str | Path) -> None:
             f"sigma teacher_weights {str(path)!r} is not a file; download the DINO backbone "
             "(e.g. dino_vitbase16_pretrain.pth from the DINO repository) and give its path"
         )
-    state = _split_qkv_bias(_unwrap(torch.load(path, map_location="cpu", weights_only=True)))
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # not a zip/pickle, or it pickles code (weights_only refuses it)
+        unsafe = unsafe_global(exc)
+        why = (
+            f"it stores a Python object ({unsafe}) besides tensors, and loading it could run code"
+            if unsafe
+            else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        )
+        raise ValueError(
+            f"sigma teacher_weights {str(path)!r} cannot be read safely: {why}. Give the DINO "
+            "backbone file itself (a dict of tensors), or re-save only its weights"
+        ) from exc
+    state = _split_qkv_bias(_unwrap(loaded))
     proj = state.get("patch_embed.proj.weight")
     own = teacher.patch_embed.proj.weight
     if proj is not None and tuple(proj.shape) != tuple(own.shape):

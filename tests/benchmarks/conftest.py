@@ -75,3 +75,8 @@ def timeline():
 @pytest.fixture(scope="session")
 def e2e_throughput():
     return load_script("e2e_throughput")
+
+
+@pytest.fixture(scope="session")
+def faults_campaign():
+    return load_script("faults")

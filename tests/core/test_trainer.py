@@ -10,7 +10,7 @@ from kit import faults
 from kit.runs import cli_env, read_metrics
 
 from vssl_core.config import load_config
-from vssl_core.engine.checkpoint import load_checkpoint
+from vssl_core.engine.checkpoint import load_checkpoint, save_atomic
 from vssl_core.engine.trainer import TrainingError, train
 from vssl_core.hookspecs import hookimpl
 from vssl_core.plugins import load_plugins
@@ -433,7 +433,7 @@ def test_resume_after_a_crash_drops_metrics_logged_past_the_checkpoint(tiny_reci
     ckpt_path = first.run_dir / "checkpoints" / "last.pt"
     state = load_checkpoint(ckpt_path)
     state["step"] = 2  # as if the process died after logging steps 3-4 but before saving them
-    torch.save(state, ckpt_path)
+    save_atomic(state, ckpt_path)  # sealed again: an edit by hand would fail its checksum
     run(tiny_recipe, "resume=true", "train.max_steps=4")
     assert [r["step"] for r in read_metrics(first.run_dir)] == [1, 2, 3, 4]
     log_text = (first.run_dir / "train.log").read_text()

@@ -52,6 +52,20 @@ DAMAGED_UCF101 = (
     " && f=data/ucf101/UCF-101/LineRightFast/v_LineRightFast_g02_c01.avi"
     ' && truncate -s $(( $(stat -c %s "$f") / 2 )) "$f"'
 )
+# docs/faults.md: "a bit flipped inside a tensor of last.pt of a rotation run stopped at step 25"
+FLIP = (
+    "import sys, zipfile; p = sys.argv[1]; "
+    "r = max((i for i in zipfile.ZipFile(p).infolist() if '/data/' in i.filename), "
+    "key=lambda i: i.file_size); f = open(p, 'r+b'); f.seek(r.header_offset + 26); "
+    "n, e = (int.from_bytes(f.read(2), 'little') for _ in range(2)); "
+    "o = r.header_offset + 30 + n + e + r.file_size // 2; f.seek(o); b = f.read(1)[0]; "
+    "f.seek(o); f.write(bytes([b ^ 1]))"
+)
+ROT400_CORRUPT = (
+    "vssl train recipes/rotation.yaml run.name=rot400 train.max_steps=25"
+    " checkpoint.every_steps=20 >/dev/null 2>&1"
+    f' && python -c "{FLIP}" runs/rot400/checkpoints/last.pt'
+)
 # docs/evaluation.md converts torchvision's published R(2+1)D-18: the same layout, our weights
 TORCHVISION_R2PLUS1D = (
     'python -c "import torch; from vssl_backbones.resnet3d import r2plus1d_18; '
@@ -103,6 +117,31 @@ RULES = [
         skip="reads the runs of the mini_severe benchmark above",
     ),
     Rule(
+        "docs/faults.md",
+        r"^python benchmarks/faults.py",
+        skip="the fault-injection campaign: 28 minutes (its DDP part 3); tests/benchmarks/test_faults_campaign.py runs its --tiny mode",
+    ),
+    Rule(
+        "docs/faults.md",
+        r"run\.name=rot200 train\.max_steps=200 resume=auto$",
+        skip="needs the first run still training meanwhile (in another terminal); tests/faults/test_fault_run_lock.py starts two",
+    ),
+    Rule(
+        "docs/faults.md",
+        r"run\.output_root=small ",
+        skip="needs a 4 MB tmpfs mounted at small/ (root); tests/faults/test_fault_checkpoints.py mounts one when it can",
+    ),
+    Rule(
+        "docs/distributed.md",
+        r"^(RUN=sigma_k400|HEAD=\$\(scontrol|srun torchrun|if ! tail -1|scontrol requeue|fi$)",
+        skip="a SLURM batch script: needs a SLURM cluster (tests/faults/test_fault_interrupts.py runs its resume=auto on one process)",
+    ),
+    Rule(
+        "docs/distributed.md",
+        r"^PYTHONPATH=tests torchrun .* -p kit\.faults",
+        skip="the test suite's tiny recipe and fault plugin; tests/faults/test_fault_ddp.py runs it",
+    ),
+    Rule(
         "*",
         r"^kill -TERM <",
         skip="a signal sent by hand at a moment of the reader's choosing; the run before it is stopped at the step the output shows instead (tests/core/test_trainer.py sends SIGTERM for real)",
@@ -114,6 +153,16 @@ RULES = [
         r"run\.name=rot200 train\.max_steps=200 &$",
         rewrite=lambda c: c.replace("train.max_steps=200", "train.max_steps=36"),
     ),  # stopped at step 36
+    Rule(
+        "docs/getting-started.md",
+        r"run\.name=rot400 train\.max_steps=400 checkpoint\.every_steps=20$",
+        rewrite=lambda c: c.replace("train.max_steps=400", "train.max_steps=25"),
+    ),  # stopped at step 25 (Ctrl-C)
+    Rule(
+        "docs/faults.md",
+        r"run\.name=rot400 train\.max_steps=400 checkpoint\.every_steps=20 resume=auto$",
+        before=ROT400_CORRUPT,
+    ),
     Rule(
         "docs/distributed.md",
         r"run\.name=pre_ddp &$",

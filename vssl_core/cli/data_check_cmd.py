@@ -53,6 +53,19 @@ def _load_data(args, host) -> tuple[str, dict]:
     return source, data
 
 
+def _listing_missing(data: dict, host) -> dict:
+    """The data section with ``missing: skip`` for a dataset that takes it: a deleted video is
+    then reported ``missing`` with the others, instead of stopping the check before it starts
+    (``missing: error``) or vanishing from the report (``skip``)."""
+    from vssl_core.schema import component_params
+
+    spec = data["dataset"]
+    factory = host.registry.get("dataset", spec["name"]).factory
+    if "missing" not in component_params(factory, "dataset"):
+        return data
+    return {**data, "dataset": {**spec, "missing": "skip"}}
+
+
 def _min_frames(value: str, args, host) -> int:
     if value == "span":
         from vssl_core.build import build_objective
@@ -77,13 +90,18 @@ def _progress(done: int, total: int) -> None:
 
 def run(args: argparse.Namespace, host) -> int:
     from vssl_core.build import build_dataset, build_decoder
-    from vssl_core.data.check import check_videos, summary_table, write_quarantine
+    from vssl_core.data.check import (
+        check_videos,
+        missing_reports,
+        summary_table,
+        write_quarantine,
+    )
 
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers}: use 1 or more processes")
     source, data = _load_data(args, host)
     name = data["dataset"]["name"]
-    dataset = build_dataset(host.registry, {"data": data})
+    dataset = build_dataset(host.registry, {"data": _listing_missing(data, host)})
     if not callable(getattr(dataset, "video_path", None)):
         print(
             f"dataset {name!r} reads no video files (it has no video_path): nothing to check; "
@@ -93,11 +111,14 @@ def run(args: argparse.Namespace, host) -> int:
     min_frames = _min_frames(args.min_frames, args, host)
     decoder = build_decoder(host.registry, {"data": data})
     paths = list(dict.fromkeys(str(dataset.video_path(i)) for i in range(len(dataset))))
+    gone = [str(p) for p in getattr(dataset, "missing", [])]  # listed, not on disk
     print(
-        f"checking {len(paths)} videos of dataset {name!r} ({source}), {args.workers} worker{'s' * (args.workers > 1)}"
+        f"checking {len(paths) + len(gone)} videos of dataset {name!r} ({source}), {args.workers} worker{'s' * (args.workers > 1)}"
     )
     start = time.perf_counter()
-    reports = check_videos(paths, decoder, args.workers, min_frames, _progress)
+    reports = missing_reports(gone) + check_videos(
+        paths, decoder, args.workers, min_frames, _progress
+    )
     print(f"decoded in {time.perf_counter() - start:.1f} s\n{summary_table(reports)}")
     bad = [r for r in reports if r.problem]
     for r in bad[:SHOWN]:

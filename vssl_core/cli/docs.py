@@ -18,6 +18,7 @@ from vssl_core.cli.api_docs import field_comments, render_api_reference
 from vssl_core.plugins import PluginHost, load_plugins
 from vssl_core.registry import KINDS
 from vssl_core.schema import COMPONENT_PATHS, RecipeSchema, component_params
+from vssl_core.schema_ranges import RANGES
 from vssl_core.typecheck import type_name
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "reference"
@@ -70,10 +71,9 @@ def render_recipe_reference(host: PluginHost) -> str:
             default = (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             )
-            out.append(
-                f"| `{f.name}` | {type_name(sub_hints[f.name])} | {_default(default)} | "
-                f"{notes.get(f.name, '')} |"
-            )
+            bound = RANGES.get(path)
+            kind = type_name(sub_hints[f.name]) + (f", {bound.text()}" if bound else "")
+            out.append(f"| `{f.name}` | {kind} | {_default(default)} | {notes.get(f.name, '')} |")
         out.append("")
     builtin = {p.name for p in host.plugins if p.distribution == "vssl"}
     for kind in KINDS:

@@ -169,14 +169,14 @@ def _host(args: argparse.Namespace):
 
 def cmd_train(args, host) -> int:
     from vssl_core.config import load_config
-    from vssl_core.engine.trainer import EXIT_PREEMPTED, train
+    from vssl_core.engine.trainer import train
 
     config = load_config(args.recipe, args.overrides, host)
     result = train(config, host)
     if int(os.environ.get("RANK", "0")) == 0:
         loss = f", last logged loss {result.last_loss:.4f}" if result.last_loss is not None else ""
         print(f"{result.status} at step {result.step}{loss}; run directory {result.run_dir}")
-    return EXIT_PREEMPTED if result.status == "preempted" else 0
+    return result.exit_code  # 0, or 128 + the signal that pre-empted it (143, 130)
 
 
 def cmd_config(args, host) -> int:
@@ -316,7 +316,8 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     from vssl_core.data.failures import DataLoadingError
     from vssl_core.engine.checkpoint import CheckpointError
-    from vssl_core.engine.trainer import TrainingError
+    from vssl_core.engine.errors import TrainingError
+    from vssl_core.engine.writes import first_fault
     from vssl_core.schema import RecipeError
 
     pre = argparse.ArgumentParser(add_help=False)
@@ -328,6 +329,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parse(_parser(_extra_commands(host)), argv)
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args, host)
+    except KeyboardInterrupt:  # Ctrl-C twice during training, or once outside of it
+        if os.environ.get("VSSL_DEBUG"):
+            raise
+        print("error: interrupted (Ctrl-C); nothing more was saved", file=sys.stderr)
+        return 130
     except (
         RecipeError,
         RegistryError,
@@ -339,8 +345,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         if os.environ.get("VSSL_DEBUG"):
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {first_fault(exc)}", file=sys.stderr)
+        code = getattr(exc, "exit_code", 2)  # 2: fix and rerun; 143/130: a start-up stopped
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            _exit_rank(code)
+        return code
+
+
+def _exit_rank(code: int) -> None:
+    """End a torchrun rank that failed now, without the interpreter's teardown: destroying a
+    gloo process group whose peer died can deadlock (its work thread waits for the GIL the
+    destructor holds; seen once in the fault campaign, a rank left running for 18 minutes)."""
+    logging.shutdown()  # train.log's last lines
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -197,6 +197,11 @@ def _check_isolated(path: str, decoder: VideoDecoder, min_frames: int) -> VideoR
     )
 
 
+def missing_reports(paths: Sequence[str]) -> list[VideoReport]:
+    """Reports for videos a dataset lists but that are not on disk (its ``missing``)."""
+    return [VideoReport(path, "missing", "no such file or folder") for path in paths]
+
+
 # ---------------------------------------------------------------------------------- reporting
 def summary_table(reports: Sequence[VideoReport]) -> str:
     """Counts per problem (and of good videos), one row each, as a fixed-width table."""

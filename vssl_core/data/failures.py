@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 
 from vssl_core.interfaces import VideoDecodeError
@@ -27,7 +28,35 @@ SHOWN_PATHS = 5  # failing paths named in the error
 
 
 class DataLoadingError(RuntimeError):
-    """Too many videos failed to decode; the message lists them and says how to fix it."""
+    """Too many videos failed to decode; the message lists them and says how to fix it.
+
+    Raised in a DataLoader worker, it reaches the training process through torch, which
+    rebuilds it from one string: "Caught DataLoadingError in DataLoader worker process 0.",
+    then the worker's whole traceback, the message last. The message is put back first (naming
+    the worker) and the traceback kept in ``worker_traceback`` (shown with VSSL_DEBUG=1).
+    """
+
+    def __init__(self, message: str = ""):
+        self.worker_traceback = ""
+        found = _WORKER_WRAPPED.match(message)
+        if found is not None:
+            original = found.group("traceback").rstrip().splitlines()
+            last = next(
+                (i for i in range(len(original) - 1, -1, -1) if _OWN_LINE.match(original[i])), None
+            )
+            if last is not None:
+                self.worker_traceback = message
+                text = _OWN_LINE.sub("", "\n".join(original[last:]), count=1)
+                message = f"{text} (in data-loader worker {found.group('worker')})"
+        super().__init__(message)
+
+
+_WORKER_WRAPPED = re.compile(
+    r"Caught DataLoadingError in DataLoader worker process (?P<worker>\d+)\.\s*"
+    r"\nOriginal (?P<traceback>Traceback.*)",
+    re.S,
+)
+_OWN_LINE = re.compile(r"^(?:[\w.]+\.)?DataLoadingError: ")
 
 
 def is_decode_error(exc: BaseException) -> bool:

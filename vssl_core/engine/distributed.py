@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from vssl_core.engine.errors import TrainingError
 
 
 @dataclass(frozen=True)
@@ -28,22 +31,25 @@ class DistInfo:
 def pick_device(choice: str, local_rank: int) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RuntimeError(
-                "train.device=cuda but no CUDA device is visible; use train.device=cpu"
+            raise TrainingError(
+                "train.device=cuda but no CUDA device is visible; use train.device=cpu (or "
+                "auto), or check CUDA_VISIBLE_DEVICES and the driver"
             )
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
 
 
-def init_distributed(device_choice: str) -> DistInfo:
-    """Join the torchrun process group if launched by torchrun (gloo on CPU, nccl on GPU)."""
+def init_distributed(device_choice: str, timeout: timedelta | None = None) -> DistInfo:
+    """Join the torchrun process group if launched by torchrun (gloo on CPU, nccl on GPU);
+    ``timeout``: how long a collective may wait for the other ranks (None: torch's default)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device_choice, local_rank)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=timeout)
     return DistInfo(rank, world, local_rank, device)
 
 

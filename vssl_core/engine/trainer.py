@@ -26,7 +26,7 @@ from vssl_core.build import build, build_dataset, build_objective
 from vssl_core.config import Config
 from vssl_core.data.clips import ClipDataset, normalize_on_device
 from vssl_core.data.device_feed import DeviceFeed, wants_device_feed
-from vssl_core.data.loader import build_loader
+from vssl_core.data.loader import build_loader, worker_death
 from vssl_core.data.sampler import BatchLayout, StepBatchSampler, videos_per_batch
 from vssl_core.engine import checkpoint as ckpt
 from vssl_core.engine.distributed import (
@@ -35,6 +35,7 @@ from vssl_core.engine.distributed import (
     init_distributed,
     shutdown,
 )
+from vssl_core.engine.errors import TrainingError
 from vssl_core.engine.init_from import build_initialized
 from vssl_core.engine.logging import CsvLogger, MetricsFileLogger, TensorBoardLogger
 from vssl_core.engine.optim import (
@@ -48,6 +49,10 @@ from vssl_core.engine.optim import (
 from vssl_core.engine.precision import LossScaling
 from vssl_core.engine.progress import ProgressBar, gpu_sized_on_cpu
 from vssl_core.engine.run import RunContext
+from vssl_core.engine.rundir import lock_run_dir, resolve_run_dir
+from vssl_core.engine.signals import StopRequest
+from vssl_core.engine.watchdog import NoWatch, backend_timeout, watch_ranks
+from vssl_core.engine.writes import RunLogFile, writing
 from vssl_core.interfaces import RunInfo
 from vssl_core.plugins import PluginHost
 from vssl_core.recipe import dump_yaml
@@ -60,56 +65,13 @@ log = logging.getLogger("vssl.train")
 EXIT_PREEMPTED = 128 + signal.SIGTERM
 
 
-class TrainingError(RuntimeError):
-    pass
-
-
 @dataclass
 class TrainResult:
     run_dir: Path
     step: int
     status: str  # completed | preempted
     last_loss: float | None
-
-
-class _StopRequest:
-    """Turns SIGTERM (a cluster pre-empting the job) into a flag checked after every step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> _StopRequest:
-        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
-def resolve_run_dir(config: Config) -> tuple[Path, Path | None]:
-    """The run directory and the checkpoint to resume from (None: a fresh run)."""
-    run = config.run
-    run_dir = Path(run.output_root) / run.name
-    resume = config.data["resume"]
-    last = run_dir / "checkpoints" / "last.pt"
-    if resume is True:
-        if not last.is_file():
-            raise TrainingError(f"resume=true but {last} does not exist; start without resume")
-        return run_dir, last
-    if isinstance(resume, str) and resume:
-        return run_dir, Path(resume)
-    if last.is_file():
-        raise TrainingError(
-            f"{run_dir} already holds a checkpoint ({last}). Continue it with resume=true, or "
-            f"start a new run with run.name=<another name> (nothing was overwritten)."
-        )
-    return run_dir, None
+    exit_code: int = 0  # preempted: 128 + the signal (143 SIGTERM, 130 SIGINT)
 
 
 # keys that may change between a run and its resume without changing what is trained
@@ -220,7 +182,9 @@ class Trainer:
         self.config, self.host = config, host
         self.decode_failures = 0  # videos this rank's loader replaced (from batch.extra)
         self.loggers = []
-        self._log_file: logging.Handler | None = None
+        self._log_file: RunLogFile | None = None
+        self.run_lock = None
+        self.progress = NoWatch()
 
     # ------------------------------------------------------------------------------- set-up
     def _setup(self) -> None:
@@ -230,11 +194,15 @@ class Trainer:
             (f"vssl.logger.{spec['name']}", build(self.host.registry, "logger", spec))
             for spec in cfg.log.loggers
         ]
-        self.dist = init_distributed(cfg.train.device)
+        timeout_s = cfg.train.collective_timeout_s
+        self.dist = init_distributed(cfg.train.device, backend_timeout(timeout_s))
+        self.progress = watch_ranks(self.dist, timeout_s)  # a stalled rank ends the job, named
         if self.dist.device.type == "cpu":
             keep_freed_cpu_memory()  # no page faults re-allocating each step's tensors
+        self.run_lock = lock_run_dir(cfg, self.dist)  # one writer per run directory
         self.run_dir, resume_from = resolve_run_dir(cfg)
         torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
+        ckpt.seed_host_rngs(cfg.run.seed)  # saved in checkpoints: identical runs, identical files
 
         self.dataset = build_dataset(self.host.registry, cfg.data)
         if resume_from is None:  # a resume restores its own weights: init_from is not read
@@ -325,10 +293,8 @@ class Trainer:
 
     def _open_log_file(self) -> None:
         """Events (start, resume, warnings, pre-emption, end) also go to <run dir>/train.log."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._log_file = logging.FileHandler(self.run_dir / "train.log")
+        self._log_file = RunLogFile(self.run_dir / "train.log", log)
         self._log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(self._log_file)
         log.setLevel(logging.INFO)
 
     def _close_log_file(self, summary: str, reason: str = "") -> None:
@@ -391,16 +357,19 @@ class Trainer:
             + ("; NDHWC (channels_last_3d)" if self.channels_last else "")
         )
         if self.dist.is_main:
-            (self.run_dir / "recipe.yaml").write_text(
-                f"# resolved from {cfg.path}\n# {summary}\n" + dump_yaml(cfg.data)
-            )
+            with writing(self.run_dir / "recipe.yaml"):
+                (self.run_dir / "recipe.yaml").write_text(
+                    f"# resolved from {cfg.path}\n# {summary}\n" + dump_yaml(cfg.data)
+                )
             log.info("run %s: %s", self.run_dir, summary)
             if sized_for_gpus := gpu_sized_on_cpu(self.dist.device, self.layout, self.model):
                 log.warning(sized_for_gpus)
         barrier(self.dist)
 
     def _restore(self, path: Path) -> int:
-        state = ckpt.load_checkpoint(path)
+        # the run's own last.pt, corrupt or gone, falls back to its newest intact checkpoint
+        own = path == self.run_dir / "checkpoints" / ckpt.LAST
+        state, path = ckpt.load_resumable(path, fallback=own, set_aside=self.dist.is_main)
         changed = recipe_changes(state.get("recipe", {}), self.config.data)
         if changed and self.dist.is_main:
             log.warning(
@@ -408,8 +377,7 @@ class Trainer:
                 path,
                 "; ".join(changed),
             )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        ckpt.load_states(state, path, changed, model=self.model, optimizer=self.optimizer)
         match_state_layouts(self.optimizer)  # the checkpoint may be in the other memory layout
         self.scheduler.load_state_dict(state["scheduler"])
         self.precision.load_state_dict(state.get("scaler"))
@@ -441,7 +409,7 @@ class Trainer:
         return loss_sum, metric_sums
 
     def _check_step(
-        self, loss: torch.Tensor, metrics: dict[str, torch.Tensor], stop: _StopRequest
+        self, loss: torch.Tensor, metrics: dict[str, torch.Tensor], stop: StopRequest
     ) -> tuple[bool, bool, float, dict[str, float]]:
         """(finite on every rank, stop requested on any rank, this rank's loss and metrics as
         host floats): one tiny all-reduce and the step's only host sync. It comes before the
@@ -468,11 +436,29 @@ class Trainer:
 
     # ------------------------------------------------------------------------------- loop
     def fit(self) -> TrainResult:
+        with StopRequest() as stop:  # a signal during set-up stops it at once, with a message
+            try:
+                self._start(stop)
+                return self._fit(stop)
+            except RuntimeError as exc:  # a collective failed: name the rank that stalled
+                failure = self.progress.failure(exc)
+                if failure is None:
+                    raise
+                raise failure from exc
+            finally:
+                self.progress.stop()
+                if self.run_lock is not None:
+                    self.run_lock.release()
+
+    def _start(self, stop: StopRequest) -> None:
         try:
             self._setup()
         except BaseException as exc:
             self._close_log_file("failed before the first step", _reason(exc))
             raise
+        stop.start_training()  # from here: finish the step, save, then stop
+
+    def _fit(self, stop: StopRequest) -> TrainResult:
         hook = self.host.hook
         for name, plugin in self._logger_plugins():
             self.host.pm.register(plugin, name=name)
@@ -480,9 +466,8 @@ class Trainer:
         status, step, last_loss, failure = "failed", self.start_step, None, ""
         self.step = self.start_step
         try:
-            with _StopRequest() as stop:
-                hook.vssl_train_start(run=self.ctx)
-                step, last_loss, status = self._loop(stop)
+            hook.vssl_train_start(run=self.ctx)
+            step, last_loss, status = self._loop(stop)
         except BaseException as exc:
             failure = _reason(exc)
             raise
@@ -493,7 +478,8 @@ class Trainer:
                 self.host.pm.unregister(plugin)
             self._close_log_file(f"{status} at step {step}", failure)
             shutdown(self.dist)
-        return TrainResult(self.run_dir, step, status, last_loss)
+        exit_code = stop.exit_code if status == "preempted" else 0
+        return TrainResult(self.run_dir, step, status, last_loss, exit_code)
 
     def _logger_plugins(self) -> list[tuple[str, object]]:
         lg = self.config.log
@@ -507,19 +493,24 @@ class Trainer:
             plugins.append(("vssl.progress", ProgressBar()))
         return plugins
 
-    def _loop(self, stop: _StopRequest) -> tuple[int, float | None, str]:
+    def _loop(self, stop: StopRequest) -> tuple[int, float | None, str]:
         batches = iter(self._loader())
         feed = None
         if wants_device_feed(self.config.loader.device_feed, self.dist.device):
             feed = DeviceFeed(batches, self.dist.device)  # next batch fetched and copied ahead
         try:
             return self._steps(feed or batches, stop)
+        except RuntimeError as exc:  # a loader worker killed (the OOM killer) is not a bug
+            death = worker_death(exc, self.ctx.checkpoint_dir)
+            if death is None:
+                raise
+            raise death from exc
         finally:
             if feed is not None:
                 feed.close()
             _close_loader(batches)
 
-    def _steps(self, batches, stop: _StopRequest) -> tuple[int, float | None, str]:
+    def _steps(self, batches, stop: StopRequest) -> tuple[int, float | None, str]:
         cfg, hook = self.config, self.host.hook
         every_ckpt, keep_every = cfg.checkpoint.every_steps, cfg.checkpoint.keep_every_steps
         log_every = cfg.log.every_steps
@@ -530,6 +521,7 @@ class Trainer:
         window = _Window()
         micro: list = []
         t_wait = time.perf_counter()
+        self.progress.enter("first step", step)  # not timed by the watchdog: it may compile
         for batch in batches:
             window.data_wait += time.perf_counter() - t_wait  # time the step waited for data
             micro.append(batch)
@@ -537,6 +529,8 @@ class Trainer:
                 t_wait = time.perf_counter()
                 continue
             torch.manual_seed(step_seed(cfg.run.seed, step, self.dist.rank))
+            if step > self.start_step:
+                self.progress.enter("compute", step)
             self.model.set_run_step(step)  # in place: a compiled forward does not recompile
             loss, metrics = self._forward_backward(micro)
             micro = []
@@ -551,6 +545,7 @@ class Trainer:
             self.model.after_step(step + 1)
             step += 1
             self.step = step  # for the end-of-run log line, also when a later step fails
+            self.progress.enter("after step", step)  # logging, hooks, checkpoints: not timed
             logged = None
             monitor_due = (  # not when pre-empted: the checkpoint must not wait for it
                 self.monitor is not None
@@ -569,11 +564,14 @@ class Trainer:
                 self._save(step, keep=True)
             if stop_now:
                 self._save(step)
-                log.warning("SIGTERM: checkpoint saved at step %d; continue with resume=true", step)
+                log.warning(
+                    "%s: checkpoint saved at step %d; continue with resume=true", stop.name, step
+                )
                 return step, last_loss, "preempted"
             if every_ckpt and step % every_ckpt == 0 and step != self.total_steps:
                 self._save(step)
             t_wait = time.perf_counter()
+            self.progress.enter("data", step)  # timed: train.collective_timeout_s
         self._save(step)
         return step, last_loss, "completed"
 
@@ -639,8 +637,10 @@ class Trainer:
             "recipe": self.config.data,
             "world_size": self.dist.world_size,
         }
-        path = self.ctx.checkpoint_dir / ("last.pt" if not keep else f"step_{step:08d}.pt")
-        ckpt.save_atomic(state, path)
+        path = self.ctx.checkpoint_dir / (ckpt.LAST if not keep else f"step_{step:08d}.pt")
+        ckpt.save_atomic(
+            state, path, keep_previous=not keep and self.config.checkpoint.keep_previous
+        )
         self.host.hook.vssl_checkpoint_saved(run=self.ctx, path=path, step=step)
         barrier(self.dist)
 
