@@ -94,6 +94,9 @@ class _Style:
     # Appearance from a pool shared by all videos (0: every video its own look): two clips of
     # one video cannot be matched by colour, background or sprite, only by their motion.
     looks: int = 0
+    # Paths about the frame's centre (else anywhere they fit): where a video's object moves is
+    # then no cue to which video it is, only how it moves.
+    centred: bool = False
     # Figure-ground contrast: every channel of an object is brighter than every channel of the
     # ground (hue stays random per video). With independent colours per channel the sign of an
     # object's contrast changed per channel and per video, and a small 3D CNN trained from
@@ -105,7 +108,12 @@ class _Style:
 
 
 CUES: tuple[str, ...] = ("light_from_above", "dusk", "object_light", "friction")
-OPTIONS: tuple[str, ...] = (*CUES, "decoys", "looks")  # the style fields a dataset can override
+OPTIONS: tuple[str, ...] = (
+    *CUES,
+    "decoys",
+    "looks",
+    "centred",
+)  # the style fields a dataset can override
 MOTIONS: tuple[str, ...] = ("moving", "frozen", "shuffled")  # cue ablations (pretext_cues.py)
 _OBJECT_LIGHT, _FRICTION, _LOOKS = 0.6, 0.8, 16  # the default styles' design (synthetic-data.md)
 
@@ -118,6 +126,7 @@ _MOTION_ONLY = _Style(
     friction=_FRICTION,
     decoys=True,
     looks=_LOOKS,
+    centred=True,
     ground=(0, 64),
     figure=(160, 256),
 )
@@ -194,6 +203,9 @@ def _clip_time(num_frames: int, repeats: int, friction: float = 0.0) -> np.ndarr
     return 1.0 - np.abs(1.0 - 2.0 * ((repeats * t_T) % 1.0))
 
 
+_CENTRE_JITTER = 0.08  # centred paths: the path's centre within this fraction of the frame centre
+
+
 def _trajectory(
     motion: Motion,
     num_frames: int,
@@ -202,15 +214,20 @@ def _trajectory(
     rng: np.random.Generator,
     repeats: int = 0,
     friction: float = 0.0,
+    centred: bool = False,
 ) -> np.ndarray:
-    """Integer top-left corners [T, 2] (x, y), placed so the whole path stays inside the frame."""
+    """Integer top-left corners [T, 2] (x, y), placed so the whole path stays inside the frame:
+    anywhere it fits, or (``centred``) about the frame's centre."""
     u_T = _clip_time(num_frames, repeats, friction)
     offsets_T2 = _path_offsets(motion, u_T, size, rng)
     low_2 = sprite / 2 - offsets_T2.min(axis=0)
     high_2 = size - sprite / 2 - offsets_T2.max(axis=0)
-    centre_2 = np.where(
-        high_2 >= low_2, rng.uniform(low_2, np.maximum(low_2, high_2)), (low_2 + high_2) / 2
-    )
+    if centred:
+        jitter_2 = rng.uniform(-_CENTRE_JITTER, _CENTRE_JITTER, size=2) * size
+        inside_2 = np.clip(size / 2 + jitter_2, low_2, np.maximum(low_2, high_2))
+    else:
+        inside_2 = rng.uniform(low_2, np.maximum(low_2, high_2))
+    centre_2 = np.where(high_2 >= low_2, inside_2, (low_2 + high_2) / 2)
     return np.rint(centre_2 + offsets_T2 - sprite / 2).astype(np.int64)
 
 
@@ -381,11 +398,13 @@ _SHUFFLE_STREAM = 1001  # the frame order of motion: shuffled
 _FREEZE_STREAM = 1002  # the moment motion: frozen shows
 
 
-def _path_point(rng: np.random.Generator, size: int, side: int, friction: float) -> np.ndarray:
+def _path_point(
+    rng: np.random.Generator, size: int, side: int, friction: float, centred: bool
+) -> np.ndarray:
     """The top-left corner (x, y) of a moving object of side ``side`` at a random moment of a
     random class's path: where a decoy stands, so that its place does not tell it apart."""
     motion = CLASS_TABLE[rng.integers(len(CLASS_TABLE))]
-    corners_T2 = _trajectory(motion, 32, size, side, rng, friction=friction)
+    corners_T2 = _trajectory(motion, 32, size, side, rng, friction=friction, centred=centred)
     return corners_T2[rng.integers(len(corners_T2))]
 
 
@@ -412,7 +431,7 @@ def _pooled_look(style: _Style, look: int, turns: int, size: int, objects: int) 
     bg_3hw = _background(rng, size, style)
     mean_3 = bg_3hw.reshape(3, -1).mean(axis=1)
     sprites = [_sprite(rng, side, style, _contrasting_colour(rng, mean_3, style)) for side in sides]
-    spots = [_path_point(rng, size, sides[0], style.friction) for _ in _DECOY_LIGHTS]
+    spots = [_path_point(rng, size, sides[0], style.friction, style.centred) for _ in _DECOY_LIGHTS]
     lights = rng.permutation(_DECOY_LIGHTS)
     bg_3hw = np.rot90(bg_3hw, turns, axes=(1, 2)).copy()
     sprites = [(np.rot90(rgb, turns, axes=(1, 2)), np.rot90(m, turns)) for rgb, m in sprites]
@@ -482,8 +501,9 @@ class ShapesVideo:
         rng = numpy_rng(self._key, stream)
         own_side = max(3, round(rng.uniform(*_SPRITE) * self.size))  # drawn in every style
         side = own_side if side is None else side
+        look = self._look
         return side, _trajectory(
-            motion, self.num_frames, self.size, side, rng, self.repeats, self._look.friction
+            motion, self.num_frames, self.size, side, rng, self.repeats, look.friction, look.centred
         )
 
     @property
@@ -628,8 +648,9 @@ class MovingShapes:
     its top row to its bottom row; ``decoys``: three static copies of it are lit from the other
     sides, so a still frame has no up), the arrow of time is its speed (``friction``: it slows
     down from 1 + f to 1 - f times its mean speed along the same path), and appearance comes
-    from a pool of ``looks`` shared by all videos, so two clips of one video cannot be matched
-    by their look. The "classic" styles (the default until 2026-12) light the background from
+    from a pool of ``looks`` shared by all videos and paths run about the frame's centre
+    (``centred``), so two clips of one video cannot be matched by their look or by where their
+    object is. The "classic" styles (the default until 2026-12) light the background from
     above (``light_from_above``) and darken frames over time (``dusk``): global cues a pretext
     model reads without looking at the motion. Each of these options overrides its style's
     value (None: the style's; 0 or false removes it), so one cue can be removed to see whether
@@ -657,6 +678,7 @@ class MovingShapes:
         friction: float | None = None,
         decoys: bool | None = None,
         looks: int | None = None,
+        centred: bool | None = None,
         motion: Literal["moving", "frozen", "shuffled"] = "moving",
     ) -> None:
         _check_int("num_samples", num_samples, 1)
@@ -681,12 +703,12 @@ class MovingShapes:
                     f"or null for the style's, got {value!r}"
                 )
             self.cues[cue] = float(value)
-        if decoys is not None:
-            if not isinstance(decoys, bool):
-                raise ValueError(
-                    f"moving_shapes: decoys must be true, false or null, got {decoys!r}"
-                )
-            self.cues["decoys"] = decoys
+        for name, flag in (("decoys", decoys), ("centred", centred)):
+            if flag is None:
+                continue
+            if not isinstance(flag, bool):
+                raise ValueError(f"moving_shapes: {name} must be true, false or null, got {flag!r}")
+            self.cues[name] = flag
         if looks is not None:
             _check_int("looks", looks, 0, 1 << 20)  # 0: every video its own look
             self.cues["looks"] = int(looks)

@@ -202,3 +202,20 @@ def test_class_is_the_motion_with_decoys_and_friction():
     labels_N = np.array([s.label for s in samples])
     motion_N2 = np.stack([motion_feature(v) for v in videos])
     assert nearest_centroid_accuracy(motion_N2, labels_N) > 0.9
+
+
+def test_where_the_object_moves_does_not_tell_the_video():
+    """Paths run about the frame's centre: the middle of every straight path is within 8% of
+    the frame (plus rounding) of it, where the classic videos place their paths anywhere."""
+
+    def path_middles(style: str) -> np.ndarray:  # the 4 straight motions (and their friction)
+        ds = MovingShapes(num_samples=72, num_classes=4, num_frames=32, size=64, style=style)
+        middles = []
+        for i in range(72):
+            video = ds[i].video
+            ends_22 = video.top_left_T2[[0, -1]] + video.sprite_size / 2
+            middles.append(ends_22.mean(axis=0))
+        return np.stack(middles) - 32
+
+    assert np.abs(path_middles("default")).max() <= 0.08 * 64 + 1
+    assert np.abs(path_middles("classic")).max() > 12
