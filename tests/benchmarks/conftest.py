@@ -80,3 +80,13 @@ def e2e_throughput():
 @pytest.fixture(scope="session")
 def faults_campaign():
     return load_script("faults")
+
+
+@pytest.fixture(scope="session")
+def cpu_recipes():
+    return load_script("cpu_recipes")
+
+
+@pytest.fixture(scope="session")
+def moving_shapes_design():
+    return load_script("moving_shapes_design")
