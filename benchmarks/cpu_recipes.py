@@ -3,8 +3,9 @@
 The recipes in recipes/ promise a run of a few minutes on a laptop CPU with a clearly falling
 loss. This script runs each one as written (``vssl train recipes/<name>.yaml``, a subprocess,
 all cores) one after the other and prints a table of wall time, steps and each logged metric's
-first -> last value (the mean of the first and of the last 3 logged windows). The CPU time
-(user + system, all threads) does not grow much on a busy machine, where the wall time does:
+first -> last value (the mean of the first and of the last 3 logged windows), with the CPU
+time (user + system, all threads). Time it on an idle machine: on a busy one both times grow,
+the CPU time too (threads that wait for a core spin):
 
     python benchmarks/cpu_recipes.py                        # every recipe, about 15 minutes
     python benchmarks/cpu_recipes.py --recipes sigma rotation --json out.json
