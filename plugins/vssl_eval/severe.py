@@ -299,22 +299,29 @@ def run_all(plan: Plan, host, announce=print) -> list[Outcome]:
     the next one runs; a pre-empted one stops the rest (rerun to continue)."""
     from vssl_core.data.failures import DataLoadingError
     from vssl_core.engine.checkpoint import CheckpointError
+    from vssl_core.engine.signals import StopRequest
     from vssl_core.engine.trainer import TrainingError
     from vssl_core.registry import RegistryError
     from vssl_core.schema import RecipeError
 
     fixable = (RecipeError, RegistryError, TrainingError, CheckpointError, DataLoadingError)
     outcomes = []
-    for i, setting in enumerate(plan.settings, 1):
-        announce(f"[{i}/{len(plan.settings)}] {setting.key}: {plan.recipes[setting.key]}")
-        try:
-            outcome = run_setting(plan, setting, host)
-        except (*fixable, ValueError, OSError) as exc:
-            log.error("%s failed: %s", setting.key, exc)
-            outcome = Outcome(setting, plan.out / setting.key, "failed", error=str(exc))
-        outcomes.append(outcome)
-        if outcome.status == "preempted":
-            break
+    with StopRequest() as between:  # a signal while a setting ends, or between two settings
+        between.start_training()  # is a request, honoured before the next setting starts
+        for i, setting in enumerate(plan.settings, 1):
+            if between.requested:
+                error = f"by {between.name} before {setting.key} started"
+                outcomes.append(Outcome(setting, plan.out / setting.key, "preempted", error=error))
+                break
+            announce(f"[{i}/{len(plan.settings)}] {setting.key}: {plan.recipes[setting.key]}")
+            try:
+                outcome = run_setting(plan, setting, host)
+            except (*fixable, ValueError, OSError) as exc:
+                log.error("%s failed: %s", setting.key, exc)
+                outcome = Outcome(setting, plan.out / setting.key, "failed", error=str(exc))
+            outcomes.append(outcome)
+            if outcome.status == "preempted":
+                break
     return outcomes
 
 
@@ -377,10 +384,8 @@ def cmd_severe(args: argparse.Namespace, host) -> int:
     outcomes = run_all(plan, host, announce=print if main else lambda text: None)
     if outcomes[-1].status == "preempted":  # no report: settings are still to run
         if main:
-            print(
-                f"preempted during {outcomes[-1].setting.key}; run the same command again to "
-                "continue"
-            )
+            where = outcomes[-1].error or f"during {outcomes[-1].setting.key}"
+            print(f"preempted {where}; run the same command again to continue")
         return EXIT_PREEMPTED
     if not main:
         return 0

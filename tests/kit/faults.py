@@ -29,6 +29,15 @@ class SigtermAt:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+class SigtermAtTrainEnd:
+    """Sends this process SIGTERM after the last step, while the run ends (an evaluation's test
+    pass, the final checkpoint): the signal arrives after the trainer's last stop check."""
+
+    @hookimpl
+    def vssl_train_end(self, run, step, status):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 @component("objective")
 class nan_after(Objective):
     """A regression objective whose loss turns NaN at one step (to test non-finite handling)."""

@@ -41,6 +41,7 @@ class StopRequest:
     def __init__(self) -> None:
         self.signum: int | None = None
         self.training = False
+        self.honoured = False  # the trainer stopped for it (saved and returned "preempted")
         self._previous: dict[int, object] = {}
 
     @property
@@ -76,3 +77,8 @@ class StopRequest:
     def __exit__(self, *exc) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
+        # a request that came after the last step's check (the run ends anyway): an outer
+        # handler (`vssl severe` between its settings) still hears of it
+        outer = self._previous.get(self.signum) if self.signum and not self.honoured else None
+        if self.training and callable(outer):
+            outer(self.signum, None)

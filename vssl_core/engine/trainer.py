@@ -478,6 +478,7 @@ class Trainer:
                 self.host.pm.unregister(plugin)
             self._close_log_file(f"{status} at step {step}", failure)
             shutdown(self.dist)
+        stop.honoured = status == "preempted"
         exit_code = stop.exit_code if status == "preempted" else 0
         return TrainResult(self.run_dir, step, status, last_loss, exit_code)
 

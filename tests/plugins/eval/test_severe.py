@@ -232,3 +232,16 @@ def test_a_preempted_severe_run_exits_143_without_a_report(tmp_path, capsys):
     assert code == 143, capsys.readouterr().err
     assert "preempted during ucf101_1k" in capsys.readouterr().out
     assert not (out / "report.md").exists() and not (out / "ucf101_1k" / "metrics.json").exists()
+
+
+def test_a_sigterm_while_a_setting_ends_stops_before_the_next_setting(tmp_path, capsys):
+    """The signal arrives after the trainer's last stop check (during the test pass): the
+    setting is finished and kept, the next one does not start, and the command says so."""
+    out = tmp_path / "severe"
+    argv = ["-p", "kit.sigterm_at_end", "severe", "--synthetic", "--settings", "ucf101_1k,ssv2"]
+    code = main([*argv, "--out", str(out), "none", *TINY])
+    printed = capsys.readouterr().out
+    assert code == 143, printed
+    assert "SIGTERM" in printed and "run the same command again" in printed
+    assert (out / "ucf101_1k" / "metrics.json").is_file() and not (out / "ssv2").exists()
+    assert not (out / "report.md").exists()
