@@ -310,6 +310,7 @@ def run_all(plan: Plan, host, announce=print) -> list[Outcome]:
         between.start_training()  # is a request, honoured before the next setting starts
         for i, setting in enumerate(plan.settings, 1):
             if between.requested:
+                between.honoured = True  # (a stop request outside this one need not hear of it)
                 error = f"by {between.name} before {setting.key} started"
                 outcomes.append(Outcome(setting, plan.out / setting.key, "preempted", error=error))
                 break

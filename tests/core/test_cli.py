@@ -98,3 +98,23 @@ def test_train_from_the_cli(tiny_recipe, tmp_path, capsys):
     assert "completed at step 2" in capsys.readouterr().out
     assert main(["train", str(tiny_recipe), "train.max_steps=2"]) == 2
     assert "already holds a checkpoint" in capsys.readouterr().err
+
+
+def test_a_torchrun_rank_ends_without_the_interpreters_teardown(monkeypatch, capsys):
+    """Under torchrun every command's rank leaves through _exit_rank (os._exit after flushing):
+    freeing a gloo process group at teardown can deadlock a rank that finished its work."""
+    import vssl_core.cli.main as cli
+
+    exited = []
+
+    def fake_exit(code):
+        exited.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(cli, "_exit_rank", fake_exit)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit):
+        cli.main(["list", "recipes"])
+    assert exited == [0]
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert cli.main(["list", "recipes"]) == 0 and exited == [0]

@@ -328,7 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         host = _host(first)
         args = _parse(_parser(_extra_commands(host)), argv)
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
-        return handler(args, host)
+        code = handler(args, host)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            _exit_rank(code)  # no teardown of the process group: see _exit_rank
+        return code
     except KeyboardInterrupt:  # Ctrl-C twice during training, or once outside of it
         if os.environ.get("VSSL_DEBUG"):
             raise
@@ -353,9 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _exit_rank(code: int) -> None:
-    """End a torchrun rank that failed now, without the interpreter's teardown: destroying a
-    gloo process group whose peer died can deadlock (its work thread waits for the GIL the
-    destructor holds; seen once in the fault campaign, a rank left running for 18 minutes)."""
+    """End a torchrun rank now, without the interpreter's teardown: destroying a gloo process
+    group can deadlock (its work thread waits for the GIL the destructor holds). Seen in the
+    fault campaign after a peer died (a rank left running for 18 minutes) and after a run that
+    completed (a loaded machine, tests/core/test_distributed.py)."""
     logging.shutdown()  # train.log's last lines
     sys.stdout.flush()
     sys.stderr.flush()

@@ -77,8 +77,8 @@ class StopRequest:
     def __exit__(self, *exc) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
-        # a request that came after the last step's check (the run ends anyway): an outer
-        # handler (`vssl severe` between its settings) still hears of it
+        # a request that came after the last step's check (the run ends anyway): an outer stop
+        # request (`vssl severe` between its settings) still hears of it
         outer = self._previous.get(self.signum) if self.signum and not self.honoured else None
-        if self.training and callable(outer):
+        if self.training and isinstance(getattr(outer, "__self__", None), StopRequest):
             outer(self.signum, None)

@@ -681,5 +681,16 @@ class _Window:
             self.metrics[k] = self.metrics.get(k, 0.0) + v
 
 
+# Trainers of multi-process runs, kept until the rank exits (vssl_core.cli.main._exit_rank):
+# freeing DDP's reducer frees its gloo process group, whose destructor joins a work thread with
+# the GIL held, while that thread may wait for the GIL to free a finished collective's tensors
+# (a rank that completed its run and never exited, seen under load).
+_DISTRIBUTED_TRAINERS: list[Trainer] = []
+
+
 def train(config: Config, host: PluginHost) -> TrainResult:
-    return Trainer(config, host).fit()
+    trainer = Trainer(config, host)
+    result = trainer.fit()
+    if trainer.dist.distributed:
+        _DISTRIBUTED_TRAINERS.append(trainer)
+    return result
