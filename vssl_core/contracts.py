@@ -36,7 +36,8 @@ def _int_triple(value: Any) -> bool:
 
 
 def _overrides(base: type, name: str) -> Callable[[Any], bool]:
-    """The object's class defines ``name`` itself (not the base's NotImplementedError)."""
+    """The object's class or one between it and ``base`` overrides ``name`` (the base's raises
+    NotImplementedError)."""
 
     def check(obj: Any) -> bool:
         own = getattr(type(obj), name, None)
