@@ -83,12 +83,46 @@ def chance_levels(model: torch.nn.Module, batch_size: int) -> dict[str, float]:
     return {}
 
 
+class OwnKeys:
+    """Keeps a momentum-contrast model's queue filled with keys of the videos being measured.
+
+    A checkpoint's queue holds keys of its training videos, and an eval-mode forward enqueues
+    nothing. Measured against that stale queue, the positive of a condition that changes the
+    videos (one look for all, frozen objects) stands out from every negative only because the
+    negatives look otherwise, and the instance accuracy says nothing about the condition. So
+    each measured batch's keys are enqueued, as training does, after ``warmup_batches`` that
+    refill the whole queue with the condition's own keys."""
+
+    def __init__(self, model: torch.nn.Module, batch_size: int) -> None:
+        self.queue = getattr(model, "queue", None)
+        self.warmup_batches = 0
+        self._keys: list[torch.Tensor] = []
+        if self.queue is None or not hasattr(model, "embed_keys"):
+            self.queue = None
+            return
+        self.warmup_batches = math.ceil(self.queue.size / batch_size)
+        embed_keys = model.embed_keys
+
+        def keys_kept(*args, **kwargs):
+            keys_BD = embed_keys(*args, **kwargs)
+            self._keys.append(keys_BD)
+            return keys_BD
+
+        model.embed_keys = keys_kept  # on the instance: this model only
+
+    def after_batch(self) -> None:
+        if self.queue is not None and self._keys:
+            self.queue.enqueue(torch.cat(self._keys))
+        self._keys.clear()
+
+
 @torch.no_grad()
 def pretext_metrics(
     run_dir: Path, overrides: Sequence[str], batches: int, seed: int, host
 ) -> tuple[dict, dict]:
     """Mean loss and metrics of the run's objective (eval mode) over ``batches`` batches, and
-    each metric's chance level."""
+    each metric's chance level. A model with a queue of negatives first refills it with keys
+    of these videos (``OwnKeys``)."""
     from vssl_core.build import build_dataset, build_objective
     from vssl_core.config import load_config
     from vssl_core.data.clips import ClipDataset, normalize_on_device
@@ -101,17 +135,27 @@ def pretext_metrics(
     model = build_objective(host.registry, cfg.data)
     model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"])
     model.eval()
+    batch_size = int(cfg.batch.global_size)
+    own_keys = OwnKeys(model, batch_size)
+    warmup = own_keys.warmup_batches
+    if warmup:  # every clip from another video: a query's own video is never in the queue
+        wanted = (warmup + batches) * batch_size
+        spec = cfg.data["data"]["dataset"]
+        spec["num_samples"] = max(int(spec["num_samples"]), wanted)
     dataset = build_dataset(host.registry, cfg.data)
     views = model.views()
-    layout = BatchLayout.from_recipe(cfg.batch.global_size, None, 1)
-    sampler = StepBatchSampler(len(dataset), layout, 0, seed, 0, batches)
+    layout = BatchLayout.from_recipe(batch_size, None, 1)
+    sampler = StepBatchSampler(len(dataset), layout, 0, seed, 0, warmup + batches)
     loader = build_loader(ClipDataset(dataset, views, seed), sampler, 0, False, False, 2)
     sums: dict[str, list[float]] = {}
-    for batch in loader:
+    for i, batch in enumerate(loader):
         out = model(normalize_on_device(batch, views))
+        own_keys.after_batch()
+        if i < warmup:
+            continue
         for key, value in {"loss": out.loss, **out.metrics}.items():
             sums.setdefault(key, []).append(float(value))
-    chance = chance_levels(model, int(cfg.batch.global_size))
+    chance = chance_levels(model, batch_size)
     return {k: statistics.fmean(v) for k, v in sums.items()}, chance
 
 
