@@ -27,6 +27,12 @@ objective.photometric=mocov2'`` or ``--variant 'tubelet_x4=tubelet*4'``. A varia
 method's number of steps (times X), whatever the overrides cost per step, so that the comparison
 with the method isolates what the overrides change.
 
+``--data KEY=VALUE`` changes the embedded videos of the whole benchmark: a ``moving_shapes``
+option (e.g. ``looks=1``, ``centre_jitter=0``) set for the pretraining videos and for every
+setting's training and test videos, the random-init arms included, so that a candidate design
+of the default videos is measured end to end before it becomes the default. It is part of
+OUT, as the budget is.
+
 Shape legend: none (no tensors here).
 """
 
@@ -710,6 +716,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="one more arm: METHOD's recipe with overrides and/or X times METHOD's steps "
         "(repeatable), e.g. 'moco_colour=moco objective.photometric=mocov2', 'tubelet_x4=tubelet*4'",
     )
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a moving_shapes option for every video of the benchmark, pretraining and settings "
+        "(repeatable), e.g. looks=1",
+    )
     p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
     p.add_argument(
         "--out",
@@ -756,12 +770,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.out = args.out or ROOT / "runs" / ("mini_severe_tiny" if args.tiny else "mini_severe")
     args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     args.budget = Budget(args.budget_minutes * 60, args.calibrate_steps)
-    args.eval_overrides = list(TINY_EVAL if args.tiny else ())
+    bad = [d for d in args.data if "=" not in d or d.startswith(("=", "data.", "eval."))]
+    if bad:
+        p.error(f"--data {bad[0]!r}: write a moving_shapes option as KEY=VALUE, e.g. looks=1")
+    args.data_overrides = [f"data.dataset.{d}" for d in args.data]
+    args.eval_overrides = [
+        *(TINY_EVAL if args.tiny else ()),
+        *args.data_overrides,
+        *(f"eval.test_dataset.{d}" for d in args.data),
+    ]
     try:
         args.variants = [parse_variant(v) for v in args.variant]
     except ValueError as exc:
         p.error(str(exc))
     return args
+
+
+def common_pretrain_overrides(args) -> list[str]:
+    """What every pretraining (and calibration) run gets: --tiny's small data, --data's videos."""
+    return [*(TINY_PRETRAIN if args.tiny else ()), *args.data_overrides]
 
 
 def _settings(text: str, p: argparse.ArgumentParser) -> list[str]:
@@ -773,11 +800,12 @@ def _settings(text: str, p: argparse.ArgumentParser) -> list[str]:
 
 
 def _check_same_budget(args) -> None:
-    """A rerun must not change what finished runs measured: the budget is part of OUT."""
+    """A rerun must not change what finished runs measured: the budget and the videos are
+    part of OUT."""
     path = args.out / "benchmark.json"
-    want = {"budget_minutes": args.budget_minutes, "tiny": args.tiny}
+    want = {"budget_minutes": args.budget_minutes, "tiny": args.tiny, "data": args.data}
     if path.is_file():
-        have = json.loads(path.read_text())
+        have = {"data": [], **json.loads(path.read_text())}  # (no "data": the default videos)
         if {k: have.get(k) for k in want} != want:
             raise SystemExit(
                 f"{args.out} holds a benchmark with {have}, not {want}: give another --out "
@@ -792,7 +820,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vssl_core.plugins import load_plugins
 
     host = load_plugins()
-    pretrain_overrides = list(TINY_PRETRAIN if args.tiny else ())
+    pretrain_overrides = common_pretrain_overrides(args)
     methods = args.methods or default_methods(host)
     arms = make_arms(methods, ROOT / "recipes", pretrain_overrides, host, args.variants)
     _check_same_budget(args)
@@ -867,6 +895,7 @@ def write_results(arms: list[Arm], args, wall_min: float, failed: list[str]) -> 
         "pretext": pretext_curves(arms, args),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "budget_minutes": args.budget_minutes,
+        "data": args.data,  # moving_shapes options of every video (none: the default videos)
         "pretrain_steps": steps,
         "calibration": calibration,
         "seeds": args.seeds,

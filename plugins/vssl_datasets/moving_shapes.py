@@ -92,11 +92,13 @@ class _Style:
     # "up" only on the object that moves, so a still frame has none).
     decoys: bool = False
     # Appearance from a pool shared by all videos (0: every video its own look): two clips of
-    # one video cannot be matched by colour, background or sprite, only by their motion.
+    # one video share colour, background and sprite with one video in 4 x looks (the quarter
+    # turns), not with it alone.
     looks: int = 0
     # Paths about the frame's centre (else anywhere they fit): where a video's object moves is
     # then no cue to which video it is, only how it moves.
     centred: bool = False
+    centre_jitter: float = 0.08  # centred paths: their centre within this fraction of the frame's
     # Figure-ground contrast: every channel of an object is brighter than every channel of the
     # ground (hue stays random per video). With independent colours per channel the sign of an
     # object's contrast changed per channel and per video, and a small 3D CNN trained from
@@ -113,8 +115,11 @@ OPTIONS: tuple[str, ...] = (
     "decoys",
     "looks",
     "centred",
+    "centre_jitter",
 )  # the style fields a dataset can override
-MOTIONS: tuple[str, ...] = ("moving", "frozen", "shuffled")  # cue ablations (pretext_cues.py)
+# cue ablations (pretext_cues.py): "frozen" stands each object still at one random moment of its
+# path, "frozen_centre" at its path's centre (no place of its own beyond the path's centre)
+MOTIONS: tuple[str, ...] = ("moving", "frozen", "frozen_centre", "shuffled")
 _OBJECT_LIGHT, _FRICTION, _LOOKS = 0.6, 0.8, 16  # the default styles' design (synthetic-data.md)
 
 _CLASSIC = _Style(True, 3, 0.0, light_from_above=0.4, dusk=0.25)
@@ -203,10 +208,7 @@ def _clip_time(num_frames: int, repeats: int, friction: float = 0.0) -> np.ndarr
     return 1.0 - np.abs(1.0 - 2.0 * ((repeats * t_T) % 1.0))
 
 
-_CENTRE_JITTER = 0.08  # centred paths: the path's centre within this fraction of the frame centre
-
-
-def _trajectory(
+def _placed_path(
     motion: Motion,
     num_frames: int,
     size: int,
@@ -215,20 +217,29 @@ def _trajectory(
     repeats: int = 0,
     friction: float = 0.0,
     centred: bool = False,
-) -> np.ndarray:
+    centre_jitter: float = 0.08,
+) -> tuple[np.ndarray, np.ndarray]:
     """Integer top-left corners [T, 2] (x, y), placed so the whole path stays inside the frame:
-    anywhere it fits, or (``centred``) about the frame's centre."""
+    anywhere it fits, or (``centred``) about the frame's centre, the path's centre within
+    ``centre_jitter`` of the frame's size from it (one draw per path either way, so that the
+    jitter changes where paths lie and nothing else); and the corner [2] at the path's centre."""
     u_T = _clip_time(num_frames, repeats, friction)
     offsets_T2 = _path_offsets(motion, u_T, size, rng)
     low_2 = sprite / 2 - offsets_T2.min(axis=0)
     high_2 = size - sprite / 2 - offsets_T2.max(axis=0)
     if centred:
-        jitter_2 = rng.uniform(-_CENTRE_JITTER, _CENTRE_JITTER, size=2) * size
+        jitter_2 = rng.uniform(-centre_jitter, centre_jitter, size=2) * size
         inside_2 = np.clip(size / 2 + jitter_2, low_2, np.maximum(low_2, high_2))
     else:
         inside_2 = rng.uniform(low_2, np.maximum(low_2, high_2))
     centre_2 = np.where(high_2 >= low_2, inside_2, (low_2 + high_2) / 2)
-    return np.rint(centre_2 + offsets_T2 - sprite / 2).astype(np.int64)
+    corners_T2 = np.rint(centre_2 + offsets_T2 - sprite / 2).astype(np.int64)
+    return corners_T2, np.rint(centre_2 - sprite / 2).astype(np.int64)
+
+
+def _trajectory(*args, **kwargs) -> np.ndarray:
+    """The corners [T, 2] of ``_placed_path`` (same arguments)."""
+    return _placed_path(*args, **kwargs)[0]
 
 
 # ---------------------------------------------------------------------------------- appearance
@@ -398,13 +409,13 @@ _SHUFFLE_STREAM = 1001  # the frame order of motion: shuffled
 _FREEZE_STREAM = 1002  # the moment motion: frozen shows
 
 
-def _path_point(
-    rng: np.random.Generator, size: int, side: int, friction: float, centred: bool
-) -> np.ndarray:
+def _path_point(rng: np.random.Generator, size: int, side: int, style: _Style) -> np.ndarray:
     """The top-left corner (x, y) of a moving object of side ``side`` at a random moment of a
     random class's path: where a decoy stands, so that its place does not tell it apart."""
     motion = CLASS_TABLE[rng.integers(len(CLASS_TABLE))]
-    corners_T2 = _trajectory(motion, 32, size, side, rng, friction=friction, centred=centred)
+    corners_T2 = _trajectory(
+        motion, 32, size, side, rng, 0, style.friction, style.centred, style.centre_jitter
+    )
     return corners_T2[rng.integers(len(corners_T2))]
 
 
@@ -431,7 +442,7 @@ def _pooled_look(style: _Style, look: int, turns: int, size: int, objects: int) 
     bg_3hw = _background(rng, size, style)
     mean_3 = bg_3hw.reshape(3, -1).mean(axis=1)
     sprites = [_sprite(rng, side, style, _contrasting_colour(rng, mean_3, style)) for side in sides]
-    spots = [_path_point(rng, size, sides[0], style.friction, style.centred) for _ in _DECOY_LIGHTS]
+    spots = [_path_point(rng, size, sides[0], style) for _ in _DECOY_LIGHTS]
     lights = rng.permutation(_DECOY_LIGHTS)
     bg_3hw = np.rot90(bg_3hw, turns, axes=(1, 2)).copy()
     sprites = [(np.rot90(rgb, turns, axes=(1, 2)), np.rot90(m, turns)) for rgb, m in sprites]
@@ -458,8 +469,9 @@ class ShapesVideo:
     ``others`` adds one more moving object per motion (multilabel), each with its own look and
     path (``others_top_left`` [T, 2] each); the first object renders exactly as without them.
     ``look`` is the video's entry in the shared pool of looks (None: a look of its own).
-    ``motion_mode`` "frozen" keeps every object where it is in frame 0 and "shuffled" shows
-    the frames in a fixed random order: cue ablations that remove the motion.
+    ``motion_mode`` "frozen" stands every object still at one random moment of its path,
+    "frozen_centre" at its path's centre, and "shuffled" shows the frames in a fixed random
+    order: cue ablations that remove the motion.
     """
 
     def __init__(
@@ -490,21 +502,33 @@ class ShapesVideo:
         self.look = int(pick[0]) if pool else None
         self._turns = int(pick[1])
         sides = self._pooled.sides if pool else [None] * (1 + len(self.others))
-        self.sprite_size, self.top_left_T2 = self._place(motion, _MOTION_STREAM, sides[0])
+        self.sprite_size, self.top_left_T2, centre_2 = self._place(motion, _MOTION_STREAM, sides[0])
         placed = [self._place(m, 2 * (j + 1), sides[j + 1]) for j, m in enumerate(self.others)]
-        self.others_sprite_size = [side for side, _ in placed]
-        self.others_top_left = [top_left_T2 for _, top_left_T2 in placed]
+        self.others_sprite_size = [side for side, _, _ in placed]
+        self.others_top_left = [top_left_T2 for _, top_left_T2, _ in placed]
+        self._path_centres = [centre_2, *(centre for _, _, centre in placed)]
 
-    def _place(self, motion: Motion, stream: int, side: int | None) -> tuple[int, np.ndarray]:
-        """An object's sprite side (its own, or its pooled look's) and its top-left corners
-        [T, 2], from its motion stream."""
+    def _place(
+        self, motion: Motion, stream: int, side: int | None
+    ) -> tuple[int, np.ndarray, np.ndarray]:
+        """An object's sprite side (its own, or its pooled look's), its top-left corners [T, 2]
+        and the corner at its path's centre [2], from its motion stream."""
         rng = numpy_rng(self._key, stream)
         own_side = max(3, round(rng.uniform(*_SPRITE) * self.size))  # drawn in every style
         side = own_side if side is None else side
         look = self._look
-        return side, _trajectory(
-            motion, self.num_frames, self.size, side, rng, self.repeats, look.friction, look.centred
+        corners_T2, centre_2 = _placed_path(
+            motion,
+            self.num_frames,
+            self.size,
+            side,
+            rng,
+            self.repeats,
+            look.friction,
+            look.centred,
+            look.centre_jitter,
         )
+        return side, corners_T2, centre_2
 
     @property
     def _pooled(self) -> _Look:
@@ -557,13 +581,15 @@ class ShapesVideo:
         frames_THW3 = np.empty((idx_T.size, self.size, self.size, 3), np.uint8)
         frames_THW3[...] = look.background_hw3
         paths = [self.top_left_T2, *self.others_top_left]
+        if self.motion_mode == "frozen_centre":  # every frame: the path's centre
+            paths = [np.broadcast_to(c, (self.num_frames, 2)) for c in self._path_centres]
         for (rgb_hw3, mask_hw), top_left_T2 in zip(look.sprites, paths, strict=True):
             corners = top_left_T2[moment_T].tolist()
             for frame_hw3, (x0, y0) in zip(frames_THW3, corners, strict=True):
                 _paste(frame_hw3, rgb_hw3, mask_hw, x0, y0)
         dusk = self._look.dusk
         if dusk and idx_T.size:  # darker by up to dusk * 255 levels at the last frame
-            time_T = idx_T if self.motion_mode == "frozen" else moment_T
+            time_T = idx_T if self.motion_mode.startswith("frozen") else moment_T
             dim_T111 = (dusk * 255 * time_T / max(self.num_frames - 1, 1)).astype(np.uint8)
             dim_T111 = dim_T111[:, None, None, None]
             np.maximum(frames_THW3, dim_T111, out=frames_THW3)  # saturating subtract, in place
@@ -649,13 +675,16 @@ class MovingShapes:
     sides, so a still frame has no up), the arrow of time is its speed (``friction``: it slows
     down from 1 + f to 1 - f times its mean speed along the same path), and appearance comes
     from a pool of ``looks`` shared by all videos and paths run about the frame's centre
-    (``centred``), so two clips of one video cannot be matched by their look or by where their
-    object is. The "classic" styles (the default until 2026-12) light the background from
+    (``centred``), so that a video shares its look and the place of its path with many others
+    (its look with one video in 64: still a cue a contrastive model learns). The "classic" styles (the default until 2026-12) light the background from
     above (``light_from_above``) and darken frames over time (``dusk``): global cues a pretext
     model reads without looking at the motion. Each of these options overrides its style's
     value (None: the style's; 0 or false removes it), so one cue can be removed to see whether
-    a model relies on it. ``motion`` "frozen" (objects stay where they are in frame 0) and
-    "shuffled" (frames in a fixed random order) remove the motion itself, for the same test.
+    a model relies on it; ``centre_jitter`` is how far from the frame's centre a centred path's
+    centre may lie (a fraction of the frame). ``motion`` "frozen" (objects stand still at one
+    random moment of their path), "frozen_centre" (still at their path's centre: no place of
+    their own beyond the path's centre) and "shuffled" (frames in a fixed random order) remove
+    the motion itself, for the same test.
     """
 
     def __init__(
@@ -679,7 +708,8 @@ class MovingShapes:
         decoys: bool | None = None,
         looks: int | None = None,
         centred: bool | None = None,
-        motion: Literal["moving", "frozen", "shuffled"] = "moving",
+        centre_jitter: float | None = None,
+        motion: Literal["moving", "frozen", "frozen_centre", "shuffled"] = "moving",
     ) -> None:
         _check_int("num_samples", num_samples, 1)
         _check_int("num_frames", num_frames, 1)
@@ -709,6 +739,15 @@ class MovingShapes:
             if not isinstance(flag, bool):
                 raise ValueError(f"moving_shapes: {name} must be true, false or null, got {flag!r}")
             self.cues[name] = flag
+        if centre_jitter is not None:
+            number = isinstance(centre_jitter, (int, float)) and not isinstance(centre_jitter, bool)
+            if not number or not 0 <= centre_jitter <= 0.5:
+                raise ValueError(
+                    "moving_shapes: centre_jitter must be a number in [0, 0.5] (0: every centred "
+                    f"path exactly about the frame's centre) or null for the style's, got "
+                    f"{centre_jitter!r}"
+                )
+            self.cues["centre_jitter"] = float(centre_jitter)
         if looks is not None:
             _check_int("looks", looks, 0, 1 << 20)  # 0: every video its own look
             self.cues["looks"] = int(looks)

@@ -178,9 +178,29 @@ def test_a_rerun_with_another_budget_is_refused(mini_severe, tmp_path):
         mini_severe._check_same_budget(_args(mini_severe, tmp_path, "--budget-minutes", "4"))
 
 
+def test_data_options_reach_every_video_and_are_part_of_out(mini_severe, tmp_path, host):
+    """--data measures a candidate design of the videos end to end: the pretraining, each
+    setting's training and test videos and the random-init arms all see it."""
+    args = _args(mini_severe, tmp_path, "--data", "looks=1", "--data", "centre_jitter=0")
+    assert args.data_overrides == ["data.dataset.looks=1", "data.dataset.centre_jitter=0"]
+    arm = mini_severe.Arm("random", None, {"name": "cnn3d_small", "width": 8}, "random")
+    argv = mini_severe.eval_task(arm, 0, "finetune", args, ["ssv2"]).argv()
+    for key in ("data.dataset.", "eval.test_dataset."):
+        assert f"{key}looks=1" in argv and f"{key}centre_jitter=0" in argv
+    method = mini_severe.make_arms(["rotation"], mini_severe.ROOT / "recipes", [], host, [])[0]
+    (tmp_path / "calibration.json").write_text(json.dumps({"rotation": {"steps_per_s": 1.0}}))
+    overrides = mini_severe.common_pretrain_overrides(args)
+    pretrain = mini_severe.pretrain_task(method, 0, args, overrides).argv()
+    assert "data.dataset.looks=1" in pretrain
+    mini_severe._check_same_budget(args)
+    with pytest.raises(SystemExit, match="another --out"):  # the default videos: another OUT
+        mini_severe._check_same_budget(_args(mini_severe, tmp_path))
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
+        (["--data", "data.dataset.looks=1"], "write a moving_shapes option as KEY=VALUE"),
         (["--in-process", "--jobs", "2"], "--jobs 1"),
         (["--settings", "ssv2,kinetics"], "unknown kinetics"),
         (["--budget-minutes", "0"], "must be > 0"),

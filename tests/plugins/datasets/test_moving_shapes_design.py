@@ -41,6 +41,15 @@ CLASSIC_DIGESTS = {
 }
 
 
+# the same digests of the default styles as docs/benchmarks.md's 2026-12-06 results measured
+# them (commit 58bfa1d): options added since must leave these videos unchanged
+DEFAULT_DIGESTS = {
+    "default": "8200afcaadcfdca6",
+    "flat": "38c158a36f329115",
+    "noisy": "530c3b63f2bf86a9",
+}
+
+
 def brightness(frames: np.ndarray) -> np.ndarray:
     return frames.astype(np.float64).mean(axis=-1)
 
@@ -50,6 +59,13 @@ def test_classic_styles_render_the_former_default_bit_for_bit(style):
     ds = MovingShapes(num_samples=16, num_frames=12, size=32, style=style, seed=3)
     frames = np.stack([ds[i].video.read(range(12)) for i in range(16)])
     assert hashlib.sha256(frames.tobytes()).hexdigest()[:16] == CLASSIC_DIGESTS[style]
+
+
+@pytest.mark.parametrize("style", sorted(DEFAULT_DIGESTS))
+def test_default_styles_render_the_published_benchmarks_videos_bit_for_bit(style):
+    ds = MovingShapes(num_samples=16, num_frames=12, size=32, style=style, seed=3)
+    frames = np.stack([ds[i].video.read(range(12)) for i in range(16)])
+    assert hashlib.sha256(frames.tobytes()).hexdigest()[:16] == DEFAULT_DIGESTS[style]
 
 
 def test_no_global_up_and_no_global_arrow_of_time():
@@ -160,6 +176,46 @@ def test_motion_ablations_remove_the_motion_and_nothing_else():
 
 
 MOTION_MODES = ("moving", "frozen", "shuffled")
+
+
+def test_frozen_centre_stands_each_object_still_at_its_paths_centre():
+    """The motion ablation that leaves no place of its own: with paths exactly about the frame's
+    centre (centre_jitter 0), every frozen object of a class stands on the same spot."""
+    kw = dict(num_samples=12, num_frames=16, size=64, num_classes=4)  # the 4 straight lines
+    exact = MovingShapes(**kw, centre_jitter=0, motion="frozen_centre")
+    for i in range(12):
+        video = exact[i].video
+        frames = video.read(range(16))
+        assert (frames == frames[:1]).all()  # nothing moves
+        # the line's centre: the middle of its first and last corner, the frame's centre
+        middle = (video.top_left_T2[0] + video.top_left_T2[-1]) / 2 + video.sprite_size / 2
+        assert np.abs(middle - 32).max() <= 1.0
+        # and the object is drawn, there: the frame differs from the ground inside its square
+        x, y = np.rint(middle - video.sprite_size / 2).astype(int)
+        side = video.sprite_size
+        square = (slice(y, y + side), slice(x, x + side))
+        assert (frames[0][square] != video._assets.background_hw3[square]).any()
+        outside = frames[0].copy()
+        outside[square] = video._assets.background_hw3[square]
+        assert np.array_equal(outside, video._assets.background_hw3)
+    jittered = MovingShapes(**kw)  # the default: within 8% of the frame's centre
+    videos = [jittered[i].video for i in range(12)]
+    middles = [(v.top_left_T2[0] + v.top_left_T2[-1]) / 2 for v in videos]
+    assert np.ptp(np.stack(middles), axis=0).max() > 2  # paths lie about, not on, the centre
+    assert "centre_jitter=0.0" in repr(exact[0].video) and "frozen_centre" in repr(exact[0].video)
+
+
+def test_centre_jitter_moves_the_paths_and_nothing_else():
+    """(The decoys stand where a path could be: they move with the paths.)"""
+    kw = dict(num_samples=6, num_frames=8, size=32)
+    default, exact = MovingShapes(**kw), MovingShapes(**kw, centre_jitter=0)
+    for i in range(6):
+        a, b = default[i].video, exact[i].video
+        assert a.motion == b.motion and a.look == b.look and a.sprite_size == b.sprite_size
+        steps_a, steps_b = np.diff(a.top_left_T2, axis=0), np.diff(b.top_left_T2, axis=0)
+        assert np.abs(steps_a - steps_b).max() <= 1  # the same motion, shifted (rounding)
+    with pytest.raises(ValueError, match="centre_jitter must be a number in"):
+        MovingShapes(num_samples=2, centre_jitter=0.7)
 
 
 def test_pool_and_decoys_can_be_turned_off():
