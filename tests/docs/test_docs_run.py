@@ -113,8 +113,8 @@ RULES = [
     ),
     Rule(
         "docs/benchmarks.md",
-        r"^P=runs/mini_severe|pretext_cues.py \$P",
-        skip="reads the runs of the mini_severe benchmark above",
+        r"^P=runs/|pretext_cues.py \$P",
+        skip="reads the runs of the mini_severe benchmarks above",
     ),
     Rule(
         "docs/faults.md",
