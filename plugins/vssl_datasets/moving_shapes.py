@@ -237,11 +237,6 @@ def _placed_path(
     return corners_T2, np.rint(centre_2 - sprite / 2).astype(np.int64)
 
 
-def _trajectory(*args, **kwargs) -> np.ndarray:
-    """The corners [T, 2] of ``_placed_path`` (same arguments)."""
-    return _placed_path(*args, **kwargs)[0]
-
-
 # ---------------------------------------------------------------------------------- appearance
 
 
@@ -413,7 +408,7 @@ def _path_point(rng: np.random.Generator, size: int, side: int, style: _Style) -
     """The top-left corner (x, y) of a moving object of side ``side`` at a random moment of a
     random class's path: where a decoy stands, so that its place does not tell it apart."""
     motion = CLASS_TABLE[rng.integers(len(CLASS_TABLE))]
-    corners_T2 = _trajectory(
+    corners_T2, _ = _placed_path(
         motion, 32, size, side, rng, 0, style.friction, style.centred, style.centre_jitter
     )
     return corners_T2[rng.integers(len(corners_T2))]
