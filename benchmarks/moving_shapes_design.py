@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"clips matched to their own video, of {args.videos}:")
     print("| style | mean colour | still image | still image + heading |")
     print("|---|---|---|---|")
-    for style, extra in (("default", {}), ("classic", {"dusk": 0})):
+    for style, extra in (("default", {}), ("pooled", {}), ("classic", {"dusk": 0})):
         rates = match_rates(style, args.videos, **extra)
         cells = " | ".join(f"{100 * rates[k]:.0f}%" for k in ("colour", "still", "still+heading"))
         print(f"| {style}{' (no dusk)' if extra else ''} | {cells} |")

@@ -3,20 +3,25 @@
 A pretext task teaches motion only if it cannot be solved without it. The embedded
 ``moving_shapes`` videos (style ``default``) put the "up" on the one object that moves (its
 shading, ``object_light``, with static decoys lit from the other sides), the arrow of time in
-its speed (``friction``) and draw appearance from a pool shared by all videos (``looks``). This
+its speed (``friction``) and show one look (``looks``), turned at random, about the frame's
+centre (``centre_jitter`` 0) in every video, so a video has no appearance of its own. This
 script loads finished pretraining runs (``recipe.yaml`` + ``checkpoints/last.pt``) and measures
 each one's pretext metrics on held-out videos (``data.dataset.seed``) as rendered, then with one
-cue removed: the object shading, the friction, the motion itself (objects frozen in place, or
-frames in a random order), the decoys, or the look (one look for every video, or a look of its
-own per video). Only that cue changes between the rows (the same videos, motions and sprites).
-A metric that falls to chance without a cue says the model reads that cue; one that stays says
-it does not::
+cue removed: the object shading, the friction, the motion itself (objects frozen at a random
+moment of their path or at its centre, or frames in a random order) or the decoys; and with a
+per-video cue added: 16 shared looks, a look of its own per video, or paths off the frame's
+centre. Only that cue changes between the rows (the same videos, motions and sprites). A
+metric that falls to chance without a cue says the model reads that cue; one that stays says
+it does not; one that rises with a per-video cue says the model matches videos by it::
 
     python benchmarks/pretext_cues.py runs/mini_severe/pretrain/rotation-s0 \
         runs/mini_severe/pretrain/clip_order-s0 --json cues.json
 
-``--rows classic`` measures runs trained on the ``classic`` style (the default until 2026-12)
-without its global cues (the light from above, the dusk). ``--row 'NAME: key=value ...'``
+``--rows pooled`` measures runs trained on the default videos of 2026-12-01 to 2026-12-07 (16
+shared looks, paths within 8% of the frame of its centre) on those videos, each cue removed
+alone as above, and with one look for all or a look per video. ``--rows classic`` measures runs
+trained on the ``classic`` style (the default until 2026-12) without its global cues (the
+light from above, the dusk). ``--row 'NAME: key=value ...'``
 measures other conditions instead, e.g. whether MoCo's instance discrimination survives colour
 jitter it never saw in training::
 
@@ -50,10 +55,23 @@ ROWS = {  # the default style's cues, each removed alone
     "no object light": (_D + "object_light=0",),
     "no friction": (_D + "friction=0",),
     "frozen objects": (_D + "motion=frozen",),
+    "frozen at the centre": (_D + "motion=frozen_centre",),
     "shuffled frames": (_D + "motion=shuffled",),
     "no decoys": (_D + "decoys=false",),
-    "one look for all": (_D + "looks=1",),
+    "16 shared looks": (_D + "looks=16",),
     "a look per video": (_D + "looks=0",),
+    "paths off the centre": (_D + "centre_jitter=0.08",),
+}
+_POOLED = (_D + "looks=16", _D + "centre_jitter=0.08")  # the default until 2026-12-07
+POOLED_ROWS = {  # runs trained on it: its videos, each cue removed alone
+    "as rendered": _POOLED,
+    "no object light": (*_POOLED, _D + "object_light=0"),
+    "no friction": (*_POOLED, _D + "friction=0"),
+    "frozen objects": (*_POOLED, _D + "motion=frozen"),
+    "shuffled frames": (*_POOLED, _D + "motion=shuffled"),
+    "no decoys": (*_POOLED, _D + "decoys=false"),
+    "one look for all": (_D + "looks=1", _D + "centre_jitter=0.08"),
+    "a look per video": (_D + "looks=0", _D + "centre_jitter=0.08"),
 }
 CLASSIC_ROWS = {  # the classic style's global cues
     "as rendered": (),
@@ -62,9 +80,15 @@ CLASSIC_ROWS = {  # the classic style's global cues
     "neither cue": (_D + "light_from_above=0", _D + "dusk=0"),
 }
 # Which conditions remove what lives on the moving objects (the metric should fall to chance)
-# and which remove a global or per-video-constant cue (it should not matter).
-OBJECT_CUES = ("no object light", "no friction", "frozen objects", "shuffled frames")
-OTHER_CUES = ("no decoys", "one look for all", "a look per video")
+# and which remove or add a global or per-video-constant cue (it should not matter).
+OBJECT_CUES = (
+    "no object light",
+    "no friction",
+    "frozen objects",
+    "frozen at the centre",
+    "shuffled frames",
+)
+OTHER_CUES = ("no decoys", "16 shared looks", "a look per video", "paths off the centre")
 
 
 def chance_levels(model: torch.nn.Module, batch_size: int) -> dict[str, float]:
@@ -88,7 +112,7 @@ class OwnKeys:
 
     A checkpoint's queue holds keys of its training videos, and an eval-mode forward enqueues
     nothing. Measured against that stale queue, the positive of a condition that changes the
-    videos (one look for all, frozen objects) stands out from every negative only because the
+    videos (a look per video, frozen objects) stands out from every negative only because the
     negatives look otherwise, and the instance accuracy says nothing about the condition. So
     each measured batch's keys are enqueued, as training does, after ``warmup_batches`` that
     refill the whole queue with the condition's own keys."""
@@ -162,7 +186,7 @@ def pretext_metrics(
 def parse_rows(texts: Sequence[str], preset: str) -> dict[str, tuple[str, ...]]:
     """The conditions to measure: ``--row`` texts, else the preset's rows."""
     if not texts:
-        return dict(CLASSIC_ROWS if preset == "classic" else ROWS)
+        return dict({"classic": CLASSIC_ROWS, "pooled": POOLED_ROWS}.get(preset, ROWS))
     rows = {}
     for text in texts:
         name, sep, rest = text.partition(":")
@@ -232,9 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the clip sampling")
     p.add_argument(
         "--rows",
-        choices=("default", "classic"),
+        choices=("default", "pooled", "classic"),
         default="default",
-        help="the preset conditions: the default style's cues (default) or the classic style's",
+        help="the preset conditions: the default style's cues (default), those of the videos "
+        "the default rendered until 2026-12-07 (pooled) or the classic style's",
     )
     p.add_argument(
         "--row",

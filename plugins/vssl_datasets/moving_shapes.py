@@ -120,7 +120,7 @@ OPTIONS: tuple[str, ...] = (
 # cue ablations (pretext_cues.py): "frozen" stands each object still at one random moment of its
 # path, "frozen_centre" at its path's centre (no place of its own beyond the path's centre)
 MOTIONS: tuple[str, ...] = ("moving", "frozen", "frozen_centre", "shuffled")
-_OBJECT_LIGHT, _FRICTION, _LOOKS = 0.6, 0.8, 16  # the default styles' design (synthetic-data.md)
+_OBJECT_LIGHT, _FRICTION = 0.6, 0.8  # the default styles' design (synthetic-data.md)
 
 _CLASSIC = _Style(True, 3, 0.0, light_from_above=0.4, dusk=0.25)
 _MOTION_ONLY = _Style(
@@ -130,18 +130,28 @@ _MOTION_ONLY = _Style(
     object_light=_OBJECT_LIGHT,
     friction=_FRICTION,
     decoys=True,
-    looks=_LOOKS,
+    looks=1,
     centred=True,
+    centre_jitter=0.0,
     ground=(0, 64),
     figure=(160, 256),
 )
+# the default from 2026-12-01 to 2026-12-07 (docs/benchmarks.md's tables of those days): a pool
+# of 16 looks, shared by one video in 64 with its turn, which MoCo learned to match instead of
+# the motion; paths within 8% of the frame from its centre
+_POOLED = replace(_MOTION_ONLY, looks=16, centre_jitter=0.08)
 _STYLES = {
-    # only motion pays: the up and the arrow of time live on the moving object, appearance is
-    # shared. No pixel noise: under tube masking, static noise in a hidden tube can never be
-    # seen, so it only adds an irreducible floor to pixel-reconstruction losses
+    # only motion pays: the up and the arrow of time live on the moving object; every video
+    # shows the one look, turned by a random quarter turn, moving about the frame's centre, so
+    # two clips of a video share nothing but their motion. No pixel noise: under tube masking,
+    # static noise in a hidden tube can never be seen, so it only adds an irreducible floor to
+    # pixel-reconstruction losses
     "default": _MOTION_ONLY,
     "flat": replace(_MOTION_ONLY, textured=False),  # solid colours: a domain shift
     "noisy": replace(_MOTION_ONLY, max_noise=24.0),  # static sensor noise: a domain shift
+    "pooled": _POOLED,
+    "pooled_flat": replace(_POOLED, textured=False),
+    "pooled_noisy": replace(_POOLED, max_noise=24.0),
     # the default until 2026-12 (every number published before then): global light and dusk,
     # random static distractors, every video its own look
     "classic": _CLASSIC,
@@ -669,11 +679,14 @@ class MovingShapes:
     its top row to its bottom row; ``decoys``: three static copies of it are lit from the other
     sides, so a still frame has no up), the arrow of time is its speed (``friction``: it slows
     down from 1 + f to 1 - f times its mean speed along the same path), and appearance comes
-    from a pool of ``looks`` shared by all videos and paths run about the frame's centre
-    (``centred``), so that a video shares its look and the place of its path with many others
-    (its look with one video in 64: still a cue a contrastive model learns). The "classic" styles (the default until 2026-12) light the background from
-    above (``light_from_above``) and darken frames over time (``dusk``): global cues a pretext
-    model reads without looking at the motion. Each of these options overrides its style's
+    from a pool of ``looks`` shared by all videos (one look, turned by a random quarter turn)
+    with every path run about the frame's centre (``centred``, ``centre_jitter`` 0), so two
+    clips of a video share nothing that tells it from the others but their motion. The
+    "pooled" styles (the default from 2026-12-01 to 2026-12-07) draw from 16 looks and put paths
+    within 8% of the frame from its centre: a contrastive model learned to match the look,
+    shared with one video in 64. The "classic" styles (the default until 2026-12) light the
+    background from above (``light_from_above``) and darken frames over time (``dusk``): global
+    cues a pretext model reads without looking at the motion. Each of these options overrides its style's
     value (None: the style's; 0 or false removes it), so one cue can be removed to see whether
     a model relies on it; ``centre_jitter`` is how far from the frame's centre a centred path's
     centre may lie (a fraction of the frame). ``motion`` "frozen" (objects stand still at one
@@ -689,7 +702,15 @@ class MovingShapes:
         num_frames: int = 32,
         size: int = 112,
         style: Literal[
-            "default", "flat", "noisy", "classic", "classic_flat", "classic_noisy"
+            "default",
+            "flat",
+            "noisy",
+            "pooled",
+            "pooled_flat",
+            "pooled_noisy",
+            "classic",
+            "classic_flat",
+            "classic_noisy",
         ] = "default",
         seed: int = 0,
         fps: float = 25.0,

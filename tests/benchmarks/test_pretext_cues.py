@@ -48,6 +48,17 @@ def test_classic_rows_remove_the_classic_styles_global_cues(pretext_cues):
     assert set(pretext_cues.OBJECT_CUES) | set(pretext_cues.OTHER_CUES) < set(pretext_cues.ROWS)
 
 
+def test_pooled_rows_render_the_former_defaults_videos_under_every_cue(pretext_cues):
+    """Runs trained before 2026-12-07 saw 16 looks and paths off the centre: every row keeps
+    those videos (a look row sets both options itself), so only the named cue changes."""
+    rows = pretext_cues.parse_rows([], "pooled")
+    for name, overrides in rows.items():
+        assert "data.dataset.centre_jitter=0.08" in overrides, name
+        looks = [o for o in overrides if o.startswith("data.dataset.looks=")]
+        assert len(looks) == 1 and (looks == ["data.dataset.looks=16"]) == ("look" not in name)
+    assert rows["no friction"][-1] == "data.dataset.friction=0"
+
+
 def test_a_malformed_row_names_the_fix(pretext_cues, tmp_path, capsys):
     with pytest.raises(SystemExit):
         pretext_cues.main([str(tmp_path), "--row", "jitter objective.photometric=mocov2"])
