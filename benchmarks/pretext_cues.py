@@ -64,12 +64,11 @@ ROWS = {  # the default style's cues, each removed alone
 }
 _POOLED = (_D + "looks=16", _D + "centre_jitter=0.08")  # the default until 2026-12-07
 POOLED_ROWS = {  # runs trained on it: its videos, each cue removed alone
-    "as rendered": _POOLED,
-    "no object light": (*_POOLED, _D + "object_light=0"),
-    "no friction": (*_POOLED, _D + "friction=0"),
-    "frozen objects": (*_POOLED, _D + "motion=frozen"),
-    "shuffled frames": (*_POOLED, _D + "motion=shuffled"),
-    "no decoys": (*_POOLED, _D + "decoys=false"),
+    **{
+        name: (*_POOLED, *ROWS[name])
+        for name in ("as rendered", "no object light", "no friction", "frozen objects")
+        + ("shuffled frames", "no decoys")
+    },
     "one look for all": (_D + "looks=1", _D + "centre_jitter=0.08"),
     "a look per video": (_D + "looks=0", _D + "centre_jitter=0.08"),
 }

@@ -686,13 +686,13 @@ class MovingShapes:
     within 8% of the frame from its centre: a contrastive model learned to match the look,
     shared with one video in 64. The "classic" styles (the default until 2026-12) light the
     background from above (``light_from_above``) and darken frames over time (``dusk``): global
-    cues a pretext model reads without looking at the motion. Each of these options overrides its style's
-    value (None: the style's; 0 or false removes it), so one cue can be removed to see whether
-    a model relies on it; ``centre_jitter`` is how far from the frame's centre a centred path's
-    centre may lie (a fraction of the frame). ``motion`` "frozen" (objects stand still at one
-    random moment of their path), "frozen_centre" (still at their path's centre: no place of
-    their own beyond the path's centre) and "shuffled" (frames in a fixed random order) remove
-    the motion itself, for the same test.
+    cues a pretext model reads without looking at the motion. Each of these options overrides
+    its style's value (None: the style's; 0 or false removes it), so one cue can be removed to
+    see whether a model relies on it; ``centre_jitter`` is how far from the frame's centre a
+    centred path's centre may lie (a fraction of the frame). ``motion`` "frozen" (objects stand
+    still at one random moment of their path), "frozen_centre" (still at their path's centre:
+    no place of their own beyond the path's centre) and "shuffled" (frames in a fixed random
+    order) remove the motion itself, for the same test.
     """
 
     def __init__(

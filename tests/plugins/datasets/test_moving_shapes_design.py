@@ -59,35 +59,37 @@ DEFAULT_DIGESTS = {
 }
 
 
+def digest(**dataset_args) -> str:
+    """sha256 (first 16 hex digits) of the frames of videos 0-15 (12 frames, 32 px, seed 3)."""
+    ds = MovingShapes(num_samples=16, num_frames=12, size=32, seed=3, **dataset_args)
+    frames = np.stack([ds[i].video.read(range(12)) for i in range(16)])
+    return hashlib.sha256(frames.tobytes()).hexdigest()[:16]
+
+
 def brightness(frames: np.ndarray) -> np.ndarray:
     return frames.astype(np.float64).mean(axis=-1)
 
 
 @pytest.mark.parametrize("style", sorted(CLASSIC_DIGESTS))
 def test_classic_styles_render_the_former_default_bit_for_bit(style):
-    ds = MovingShapes(num_samples=16, num_frames=12, size=32, style=style, seed=3)
-    frames = np.stack([ds[i].video.read(range(12)) for i in range(16)])
-    assert hashlib.sha256(frames.tobytes()).hexdigest()[:16] == CLASSIC_DIGESTS[style]
+    assert digest(style=style) == CLASSIC_DIGESTS[style]
 
 
-@pytest.mark.parametrize(("style", "digest"), sorted({**DEFAULT_DIGESTS, **POOLED_DIGESTS}.items()))
+@pytest.mark.parametrize(
+    ("style", "expected"), sorted({**DEFAULT_DIGESTS, **POOLED_DIGESTS}.items())
+)
 def test_default_and_pooled_styles_render_the_published_benchmarks_videos_bit_for_bit(
-    style, digest
+    style, expected
 ):
-    ds = MovingShapes(num_samples=16, num_frames=12, size=32, style=style, seed=3)
-    frames = np.stack([ds[i].video.read(range(12)) for i in range(16)])
-    assert hashlib.sha256(frames.tobytes()).hexdigest()[:16] == digest
+    assert digest(style=style) == expected
 
 
 @pytest.mark.parametrize("style", ["default", "flat"])
 def test_the_pooled_style_is_the_default_with_16_looks_about_the_centre(style):
     """So the former default is also the new one with two options: mini_severe.py's
     --data looks=16 --data centre_jitter=0.08 reproduces the 2026-12-06 tables."""
-    kw = dict(num_samples=16, num_frames=12, size=32, seed=3)
-    ds = MovingShapes(**kw, style=style, looks=16, centre_jitter=0.08)
-    frames = np.stack([ds[i].video.read(range(12)) for i in range(16)])
     pooled = "pooled" if style == "default" else f"pooled_{style}"
-    assert hashlib.sha256(frames.tobytes()).hexdigest()[:16] == POOLED_DIGESTS[pooled]
+    assert digest(style=style, looks=16, centre_jitter=0.08) == POOLED_DIGESTS[pooled]
 
 
 def test_no_global_up_and_no_global_arrow_of_time():
