@@ -193,6 +193,9 @@ def _rank_main(rank, world, init_file, out_dir):
             "shuffled_bn": shuffled_forward(_encoder(), x[mine], keys[mine], groups=1),
         }
         torch.save(out, f"{out_dir}/rank{rank}.pt")
+        # gloo aborts a rank (SIGABRT) that tears its group down while a peer still reads
+        # from it: leave together
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -191,6 +191,9 @@ def _rank_main(
         mine = scores_MK[:split] if rank == 0 else scores_MK[split:]
         q_MK = sinkhorn(mine, epsilon=0.05, iterations=10, score_bound=bound)
         torch.save(q_MK, f"{out_dir}/q{rank}.pt")
+        # gloo aborts a rank (SIGABRT) that tears its group down while a peer still reads
+        # from it: leave together
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
