@@ -5,6 +5,7 @@
 # EXTRAS picks the optional parts: CI uses `make test EXTRAS=dev,ffcv,decord` (ffcv needs
 # `apt-get install pkg-config libopencv-dev libturbojpeg0-dev` first; see .ci/run).
 # PYTEST_ARGS selects tests, e.g. PYTEST_ARGS="-m extras" (what an extra changes) or "-m 'not slow'".
+# PYTEST_WORKERS: test processes at once (pytest-xdist; auto: one per core, 0: none, in this one).
 # TORCH pins the CPU build of torch on machines without a GPU; on a GPU machine run
 # `make setup TORCH=torch` (or install the torch build you want first).
 
@@ -15,6 +16,7 @@ RECIPE ?= recipes/sigma.yaml
 EXTRAS ?= dev
 VSSL_REQUIRE ?=
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= auto
 RUNS ?=
 BIN := $(VENV)/bin
 
@@ -45,7 +47,7 @@ train: setup
 
 # decord's tests run in a process of their own: importing decord breaks PyAV's VP9 encoder
 test: setup
-	VSSL_REQUIRE=$(VSSL_REQUIRE) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	VSSL_REQUIRE=$(VSSL_REQUIRE) $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 	if $(BIN)/python -c "import decord" 2>/dev/null; then \
 	  VSSL_TEST_DECORD=1 $(BIN)/python -m pytest -q tests/plugins/decoders; fi
 

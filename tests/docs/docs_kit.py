@@ -217,6 +217,10 @@ def environment(site: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
     env.update(OMP_NUM_THREADS="1", MPLBACKEND="Agg", VSSL_DOCS_SITE=str(site))
     env.pop("VSSL_DEBUG", None)
+    # torchrun without --standalone listens on one port (29500): a port per pytest-xdist
+    # worker, so that two documents' torchrun commands running at once do not meet
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    env.setdefault("PET_MASTER_PORT", str(29500 + 7 * int(worker or 0)))
     return env
 
 
