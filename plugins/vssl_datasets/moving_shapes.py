@@ -91,6 +91,12 @@ class _Style:
     # Static copies of the moving sprite, lit from the other three sides (the shading gives an
     # "up" only on the object that moves, so a still frame has none).
     decoys: bool = False
+    # Frames a decoy stands before it stands elsewhere, each decoy on its own schedule
+    # (0: for the whole video, in its look's places). Decoys that stay put stand in a few places
+    # a model can learn (the one look's, in four turns), and the object that moves is then the
+    # copy standing anywhere else, moving or not; decoys drawn anew every few frames, at a
+    # random moment of a random path, stand where a moving object stands.
+    decoy_hold: int = 0
     # Appearance from a pool shared by all videos (0: every video its own look): two clips of
     # one video share colour, background and sprite with one video in 4 x looks (the quarter
     # turns), not with it alone.
@@ -113,12 +119,14 @@ CUES: tuple[str, ...] = ("light_from_above", "dusk", "object_light", "friction")
 OPTIONS: tuple[str, ...] = (
     *CUES,
     "decoys",
+    "decoy_hold",
     "looks",
     "centred",
     "centre_jitter",
 )  # the style fields a dataset can override
-# cue ablations (pretext_cues.py): "frozen" stands each object still at one random moment of its
-# path, "frozen_centre" at its path's centre (no place of its own beyond the path's centre)
+# cue ablations (pretext_cues.py): "frozen" stands the frame still at one random moment (each
+# object anywhere on its path), "frozen_centre" each object at its path's centre and the decoys
+# in the look's places (nothing with a place of its own beyond the path's centre)
 MOTIONS: tuple[str, ...] = ("moving", "frozen", "frozen_centre", "shuffled")
 _OBJECT_LIGHT, _FRICTION = 0.6, 0.8  # the default styles' design (synthetic-data.md)
 
@@ -397,11 +405,13 @@ _DECOY_LIGHTS = ("below", "left", "right")  # the moving object is lit from abov
 
 @dataclass(frozen=True)
 class _Look:
-    """What a video looks like: the static background [S, S, 3] (uint8, decoys baked in) and
-    per moving object its sprite [s, s, 3] (uint8) and mask [s, s]."""
+    """What a video looks like: the static background [S, S, 3] (uint8, decoys baked in where
+    they stay put) and per moving object its sprite [s, s, 3] (uint8) and mask [s, s]; and the
+    decoys that change place (``decoy_hold`` > 0), each a sprite and mask."""
 
     background_hw3: np.ndarray
     sprites: tuple[tuple[np.ndarray, np.ndarray], ...]
+    decoys: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
     @property
     def sides(self) -> list[int]:
@@ -412,12 +422,20 @@ _POOL_STREAM = 0x4C4F4F4B  # "LOOK": the shared pool's draws, independent of the
 _LOOK_STREAM = 1000  # a video's pick from the pool (object streams are 0, 1, 2j, 2j + 1)
 _SHUFFLE_STREAM = 1001  # the frame order of motion: shuffled
 _FREEZE_STREAM = 1002  # the moment motion: frozen shows
+_DECOY_STREAM = 1003  # decoy j's places where they change (streams 1003 to 1005)
 
 
-def _path_point(rng: np.random.Generator, size: int, side: int, style: _Style) -> np.ndarray:
-    """The top-left corner (x, y) of a moving object of side ``side`` at a random moment of a
-    random class's path: where a decoy stands, so that its place does not tell it apart."""
-    motion = CLASS_TABLE[rng.integers(len(CLASS_TABLE))]
+def _path_point(
+    rng: np.random.Generator,
+    size: int,
+    side: int,
+    style: _Style,
+    motions: Sequence[Motion] = CLASS_TABLE,
+) -> np.ndarray:
+    """The top-left corner (x, y) of a moving object of side ``side`` at a random moment of the
+    path of a random one of ``motions``: where a decoy stands, so that its place does not tell
+    it apart."""
+    motion = motions[rng.integers(len(motions))]
     corners_T2, _ = _placed_path(
         motion, 32, size, side, rng, 0, style.friction, style.centred, style.centre_jitter
     )
@@ -451,14 +469,43 @@ def _pooled_look(style: _Style, look: int, turns: int, size: int, objects: int) 
     lights = rng.permutation(_DECOY_LIGHTS)
     bg_3hw = np.rot90(bg_3hw, turns, axes=(1, 2)).copy()
     sprites = [(np.rot90(rgb, turns, axes=(1, 2)), np.rot90(m, turns)) for rgb, m in sprites]
-    if style.decoys:
+    decoys = ()
+    if style.decoys and style.decoy_hold:
+        decoys = _decoy_sprites(*sprites[0], style.object_light, [str(x) for x in lights])
+    elif style.decoys:
         rgb_3hw, mask_hw = sprites[0]
         for (x0, y0), light in zip(spots, lights, strict=True):
             x0, y0 = _turned_corner(int(x0), int(y0), sides[0], size, turns)
             decoy_3hw = _lit_from(rgb_3hw, style.object_light, str(light))
             _paste(_hwc(bg_3hw), _hwc(decoy_3hw), mask_hw, x0, y0)
     lit = [(_to_uint8_hwc(_lit_from(rgb, style.object_light)), mask) for rgb, mask in sprites]
-    return _Look(_to_uint8_hwc(bg_3hw), tuple(lit))
+    return _Look(_to_uint8_hwc(bg_3hw), tuple(lit), decoys)
+
+
+def _decoy_sprites(
+    rgb_3hw: np.ndarray, mask_hw: np.ndarray, light: float, sides: Sequence[str]
+) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """The moving sprite lit from each of ``sides``: decoys pasted frame by frame."""
+    return tuple((_to_uint8_hwc(_lit_from(rgb_3hw, light, side)), mask_hw) for side in sides)
+
+
+def _decoy_schedule(
+    rng: np.random.Generator,
+    num_frames: int,
+    hold: int,
+    size: int,
+    side: int,
+    style: _Style,
+    motions: Sequence[Motion],
+) -> np.ndarray:
+    """One decoy's top-left corner [T, 2] in every frame: a random moment of the path of a
+    random one of ``motions`` (the dataset's classes: where its moving objects stand), drawn
+    anew every ``hold`` frames from a random phase (so the decoys of a video do not all move at
+    once and a clip's start does not tell when they do)."""
+    phase = int(rng.integers(hold))
+    count = (num_frames + phase) // hold + 1
+    spots_S2 = np.stack([_path_point(rng, size, side, style, motions) for _ in range(count)])
+    return spots_S2[(np.arange(num_frames) + phase) // hold]
 
 
 # ---------------------------------------------------------------------------------- video
@@ -476,7 +523,8 @@ class ShapesVideo:
     ``look`` is the video's entry in the shared pool of looks (None: a look of its own).
     ``motion_mode`` "frozen" stands every object still at one random moment of its path,
     "frozen_centre" at its path's centre, and "shuffled" shows the frames in a fixed random
-    order: cue ablations that remove the motion.
+    order: cue ablations that remove the motion. Decoys that change place (the style's
+    ``decoy_hold``) stand on paths of ``decoy_motions`` (the dataset's classes).
     """
 
     def __init__(
@@ -491,8 +539,10 @@ class ShapesVideo:
         others: Sequence[Motion] = (),
         cues: Mapping[str, float | int | bool] | None = None,
         motion_mode: str = "moving",
+        decoy_motions: Sequence[Motion] = CLASS_TABLE,
     ) -> None:
         self.motion = motion
+        self.decoy_motions = tuple(decoy_motions)
         self.num_frames = num_frames
         self.size = size
         self.fps = fps
@@ -502,6 +552,8 @@ class ShapesVideo:
         self.motion_mode = motion_mode
         self._key = key
         self._look = replace(_STYLES[style], **(cues or {}))  # the style with overridden cues
+        if motion_mode == "frozen_centre":  # no place of their own: decoys in the look's places
+            self._look = replace(self._look, decoy_hold=0)
         pool = self._look.looks
         pick = numpy_rng(key, _LOOK_STREAM).integers([pool or 1, 4])  # look, quarter turns
         self.look = int(pick[0]) if pool else None
@@ -552,14 +604,33 @@ class ShapesVideo:
         as_styled = _lit_from_above(bg_3hw, _STYLES[self.style].light_from_above)
         mean_3 = as_styled.reshape(3, -1).mean(axis=1)
         bg_3hw = _lit_from_above(bg_3hw, style.light_from_above)
-        sprites = []
+        sprites, decoys = [], ()
         for j, side in enumerate([self.sprite_size, *self.others_sprite_size]):
             if j > 0:
                 rng = numpy_rng(self._key, 2 * j + 1)
             rgb_3hw, mask_hw = _sprite(rng, side, style, _contrasting_colour(rng, mean_3, style))
+            if j == 0 and style.decoys and style.decoy_hold:
+                decoys = _decoy_sprites(rgb_3hw, mask_hw, style.object_light, _DECOY_LIGHTS)
             rgb_3hw = _lit_from_above(rgb_3hw, style.object_light)
             sprites.append((_to_uint8_hwc(rgb_3hw), mask_hw))
-        return _Look(_to_uint8_hwc(bg_3hw), tuple(sprites))
+        return _Look(_to_uint8_hwc(bg_3hw), tuple(sprites), decoys)
+
+    @cached_property
+    def _decoy_corners(self) -> list[np.ndarray]:
+        """Where each decoy that changes place stands, frame by frame ([T, 2] each)."""
+        hold, side = self._look.decoy_hold, self.sprite_size
+        return [
+            _decoy_schedule(
+                numpy_rng(self._key, _DECOY_STREAM + j),
+                self.num_frames,
+                hold,
+                self.size,
+                side,
+                self._look,
+                self.decoy_motions,
+            )
+            for j in range(len(self._assets.decoys))
+        ]
 
     @cached_property
     def _shuffled_T(self) -> np.ndarray:
@@ -585,6 +656,9 @@ class ShapesVideo:
         moment_T = self._moments(idx_T)
         frames_THW3 = np.empty((idx_T.size, self.size, self.size, 3), np.uint8)
         frames_THW3[...] = look.background_hw3
+        for (rgb_hw3, mask_hw), corners_T2 in zip(look.decoys, self._decoy_corners, strict=True):
+            for frame_hw3, (x0, y0) in zip(frames_THW3, corners_T2[moment_T].tolist(), strict=True):
+                _paste(frame_hw3, rgb_hw3, mask_hw, x0, y0)
         paths = [self.top_left_T2, *self.others_top_left]
         if self.motion_mode == "frozen_centre":  # every frame: the path's centre
             paths = [np.broadcast_to(c, (self.num_frames, 2)) for c in self._path_centres]
@@ -689,10 +763,12 @@ class MovingShapes:
     cues a pretext model reads without looking at the motion. Each of these options overrides
     its style's value (None: the style's; 0 or false removes it), so one cue can be removed to
     see whether a model relies on it; ``centre_jitter`` is how far from the frame's centre a
-    centred path's centre may lie (a fraction of the frame). ``motion`` "frozen" (objects stand
-    still at one random moment of their path), "frozen_centre" (still at their path's centre:
-    no place of their own beyond the path's centre) and "shuffled" (frames in a fixed random
-    order) remove the motion itself, for the same test.
+    centred path's centre may lie (a fraction of the frame); ``decoy_hold`` n > 0 stands each
+    decoy n frames in one place, then elsewhere (0: in its look's places for the whole video).
+    ``motion`` "frozen" (the frame stands still at one random moment: objects anywhere on their
+    path), "frozen_centre" (objects still at their path's centre, decoys in the look's places:
+    nothing with a place of its own beyond the path's centre) and "shuffled" (frames in a fixed
+    random order) remove the motion itself, for the same test.
     """
 
     def __init__(
@@ -722,6 +798,7 @@ class MovingShapes:
         object_light: float | None = None,
         friction: float | None = None,
         decoys: bool | None = None,
+        decoy_hold: int | None = None,
         looks: int | None = None,
         centred: bool | None = None,
         centre_jitter: float | None = None,
@@ -767,6 +844,9 @@ class MovingShapes:
         if looks is not None:
             _check_int("looks", looks, 0, 1 << 20)  # 0: every video its own look
             self.cues["looks"] = int(looks)
+        if decoy_hold is not None:
+            _check_int("decoy_hold", decoy_hold, 0, 1 << 20)  # 0: decoys stay put
+            self.cues["decoy_hold"] = int(decoy_hold)
         if motion not in MOTIONS:
             raise ValueError(f"moving_shapes: motion must be one of {MOTIONS}, got {motion!r}")
         self.motion = motion
@@ -832,6 +912,7 @@ class MovingShapes:
             others=[self.motions[j] for j in ids[1:]],
             cues=self.cues,
             motion_mode=self.motion,
+            decoy_motions=self.motions,
         )
         return VideoSample(
             video=video, label=self.label(i), index=i, video_id=f"moving_shapes_{i:06d}"

@@ -293,3 +293,54 @@ def test_where_the_object_moves_does_not_tell_the_video():
     assert np.abs(path_middles("default")).max() <= 1
     assert np.abs(path_middles("pooled")).max() <= 0.08 * 64 + 1
     assert np.abs(path_middles("classic")).max() > 12
+
+
+def test_decoys_that_change_place_stand_where_the_moving_object_stands():
+    """decoy_hold n: each decoy stands n frames in one place, then at a random moment of a path
+    of one of the dataset's classes, from a phase of its own. Decoys that stay put stand in the
+    one look's places, which a model learns (the copy anywhere else is the one that moves);
+    these lie as far from the frame's centre as the moving object does, so a still frame does
+    not say which copy moves."""
+    ds = MovingShapes(num_samples=320, num_frames=32, size=64, decoy_hold=8)
+    rng = np.random.default_rng(0)
+    mover, decoys, phases = [], [], set()
+    for i in range(320):
+        video = ds[i].video
+        half, t = video.sprite_size / 2, rng.integers(32)
+        mover.append(np.linalg.norm(video.top_left_T2[t] + half - 32))
+        assert len(video._decoy_corners) == 3
+        for corners_T2 in video._decoy_corners:
+            decoys.append(np.linalg.norm(corners_T2[t] + half - 32))
+            moves = np.flatnonzero((np.diff(corners_T2, axis=0) != 0).any(axis=1)) + 1
+            assert len(moves) >= 2 and (np.diff(moves) % 8 == 0).all()  # every 8 frames
+            phases.add(int(moves[0]) % 8)
+    assert phases == set(range(8))  # each decoy on its own schedule
+    assert abs(np.mean(mover) - np.mean(decoys)) < 0.1 * np.mean(mover)  # measured: 10.8, 11.0
+
+
+def test_decoys_that_change_place_are_drawn_on_the_frames_not_the_background():
+    kw = dict(num_samples=4, num_frames=16, size=64, style="flat")
+    placed, none = MovingShapes(**kw, decoy_hold=4), MovingShapes(**kw, decoys=False)
+    for i in range(4):
+        video = placed[i].video
+        background = video._assets.background_hw3
+        assert np.array_equal(background, none[i].video._assets.background_hw3)
+        frames = video.read(range(16))
+        for corners_T2 in video._decoy_corners:  # a decoy's square differs from the ground
+            for t in (0, 15):
+                x, y = corners_T2[t]
+                square = np.s_[y : y + video.sprite_size, x : x + video.sprite_size]
+                assert (frames[t][square] != background[square]).any()
+        still = MovingShapes(**kw, decoy_hold=4, motion="frozen")[i].video.read(range(16))
+        assert (still == still[:1]).all()  # frozen: the decoys stand still too
+        # frozen at the centre: no place of their own, the decoys stand in the look's places
+        centre = MovingShapes(**kw, decoy_hold=4, motion="frozen_centre")[i].video
+        fixed = MovingShapes(**kw, decoy_hold=0)[i].video._assets.background_hw3
+        assert np.array_equal(centre._assets.background_hw3, fixed) and not centre._assets.decoys
+    with pytest.raises(ValueError, match="decoy_hold must be an integer"):
+        MovingShapes(num_samples=2, decoy_hold=-1)
+
+
+def test_decoys_that_change_place_do_not_identify_a_video():
+    rates = DESIGN.match_rates("default", 160, decoy_hold=8)
+    assert rates["colour"] < 0.05 and rates["still"] < 0.05
