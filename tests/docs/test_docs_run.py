@@ -113,6 +113,11 @@ RULES = [
     ),
     Rule(
         "docs/benchmarks.md",
+        r"^python benchmarks/cpu_recipes.py",
+        skip="every method recipe as written: 12 CPU-minutes (tests/benchmarks/test_cpu_recipes.py runs one, shortened)",
+    ),
+    Rule(
+        "docs/benchmarks.md",
         r"^P=runs/|pretext_cues.py \$P",
         skip="reads the runs of the mini_severe benchmarks above",
     ),
