@@ -95,7 +95,9 @@ class _Style:
     # (0: for the whole video, in its look's places). Decoys that stay put stand in a few places
     # a model can learn (the one look's, in four turns), and the object that moves is then the
     # copy standing anywhere else, moving or not; decoys drawn anew every few frames, at a
-    # random moment of a random path, stand where a moving object stands.
+    # random moment of a random path, stand where a moving object stands. The default keeps
+    # 0: with 8, how often the decoys move told speed prediction the playback speed, and MoCo
+    # matched where they stood in the frames its two clips share (docs/benchmarks.md).
     decoy_hold: int = 0
     # Appearance from a pool shared by all videos (0: every video its own look): two clips of
     # one video share colour, background and sprite with one video in 4 x looks (the quarter
@@ -521,10 +523,11 @@ class ShapesVideo:
     ``others`` adds one more moving object per motion (multilabel), each with its own look and
     path (``others_top_left`` [T, 2] each); the first object renders exactly as without them.
     ``look`` is the video's entry in the shared pool of looks (None: a look of its own).
-    ``motion_mode`` "frozen" stands every object still at one random moment of its path,
-    "frozen_centre" at its path's centre, and "shuffled" shows the frames in a fixed random
-    order: cue ablations that remove the motion. Decoys that change place (the style's
-    ``decoy_hold``) stand on paths of ``decoy_motions`` (the dataset's classes).
+    ``motion_mode`` "frozen" stands the frame still at one random moment (every object
+    somewhere on its path), "frozen_centre" every object at its path's centre (and the decoys
+    in the look's places), and "shuffled" shows the frames in a fixed random order: cue
+    ablations that remove the motion. Decoys that change place (the style's ``decoy_hold``)
+    stand on paths of ``decoy_motions`` (the dataset's classes).
     """
 
     def __init__(
