@@ -30,8 +30,10 @@ with the method isolates what the overrides change.
 ``--data KEY=VALUE`` changes the embedded videos of the whole benchmark: a ``moving_shapes``
 option (e.g. ``looks=1``, ``centre_jitter=0``) set for the pretraining videos and for every
 setting's training and test videos, the random-init arms included, so that a candidate design
-of the default videos is measured end to end before it becomes the default. It is part of
-OUT, as the budget is.
+of the default videos is measured end to end before it becomes the default, and a former
+default is measured again (``--data object_light=0.6 --data gravity=0``: the shaded videos of
+2026-12-07). It is part of OUT, as the budget is. Not ``style``: the settings choose their own
+(the domain shift's is another).
 
 Shape legend: none (no tensors here).
 """
@@ -773,6 +775,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     bad = [d for d in args.data if "=" not in d or d.startswith(("=", "data.", "eval."))]
     if bad:
         p.error(f"--data {bad[0]!r}: write a moving_shapes option as KEY=VALUE, e.g. looks=1")
+    if any(d.startswith("style=") for d in args.data):
+        p.error(
+            "--data style=...: the settings choose their own styles (the domain shift renders "
+            "the videos in another style); give the style's options instead, e.g. the shaded "
+            "videos: --data object_light=0.6 --data gravity=0"
+        )
     args.data_overrides = [f"data.dataset.{d}" for d in args.data]
     args.eval_overrides = [
         *(TINY_EVAL if args.tiny else ()),

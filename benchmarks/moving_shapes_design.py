@@ -5,9 +5,14 @@ properties; this script prints the measured values, so the doc's numbers can be 
 
     python benchmarks/moving_shapes_design.py
 
-- shading: inside the moving object, the top third's brightness over the bottom third's
-  (median over videos, solid colours so the ground is one colour);
-- slowing: the distance the object covers in its first 8 frames over its last 8;
+- gravity: the object's downward acceleration that a clip of 8 frames 2 apart shows (as the CPU
+  recipes sample them), in pixels per step squared, with and without the default's gravity,
+  the same played backwards; and how far the object stands from where it would without
+  gravity, averaged over every frame (a still frame's up: none if 0);
+- shading (the shaded styles' up): inside the moving object, the top third's brightness over
+  the bottom third's (median over videos, solid colours so the ground is one colour);
+- slowing: the distance the object covers in its first 8 frames over its last 8 (along its path:
+  without gravity);
 - matching: each video's first clip (frames 0-7) matched to the second clip (frames 16-23)
   nearest by mean colour, by still image (the median frame), and by still image plus the
   direction the object heads; the fraction that finds its own video.
@@ -38,8 +43,38 @@ def _gain(lit_hw: np.ndarray, plain_hw: np.ndarray) -> float:
     return lit_hw[on_object].sum() / plain_hw[on_object].sum()
 
 
+def clip_accelerations(ds: MovingShapes, frames: int = 8, stride: int = 2) -> np.ndarray:
+    """The object's mean acceleration (x, y; y down) in pixels per step squared over every clip
+    of ``frames`` frames ``stride`` apart: one row per (video, clip start)."""
+    rows = []
+    for i in range(len(ds)):
+        corner_T2 = ds[i].video.top_left_T2.astype(np.float64)
+        for start in range(0, ds.num_frames - (frames - 1) * stride, 2):
+            clip_T2 = corner_T2[start : start + frames * stride : stride]
+            rows.append(np.diff(clip_T2, n=2, axis=0).mean(axis=0))
+    return np.stack(rows)
+
+
+def gravity_numbers(num_videos: int) -> dict[str, float]:
+    """What a clip and a still frame show of the default's gravity (10 classes, 64 px)."""
+    kw = dict(num_samples=num_videos, num_classes=10, num_frames=32, size=64)
+    thrown, plain = MovingShapes(**kw), MovingShapes(**kw, gravity=0)
+    down = clip_accelerations(thrown)
+    backwards = [np.diff(thrown[i].video.top_left_T2[::-1], n=2, axis=0)[:, 1].mean()
+                 for i in range(num_videos)]  # fmt: skip
+    heights = [thrown[i].video.top_left_T2[:, 1] - plain[i].video.top_left_T2[:, 1]
+               for i in range(num_videos)]  # fmt: skip
+    return {
+        "down": float(down[:, 1].mean()),
+        "sideways": float(down[:, 0].mean()),
+        "down_without": float(clip_accelerations(plain)[:, 1].mean()),
+        "backwards": float(np.mean(backwards)) * 4,  # per step of 2 frames, as the clips
+        "height": float(np.concatenate(heights).mean()),
+    }
+
+
 def shading_ratio(num_videos: int) -> float:
-    kw = dict(num_samples=num_videos, num_frames=8, size=64, style="flat")
+    kw = dict(num_samples=num_videos, num_frames=8, size=64, style="shaded_flat")
     lit, unlit = MovingShapes(**kw), MovingShapes(**kw, object_light=0)
     ratios = []
     for i in range(num_videos):
@@ -54,7 +89,7 @@ def shading_ratio(num_videos: int) -> float:
 
 
 def slowing_ratio(num_videos: int) -> float:
-    ds = MovingShapes(num_samples=num_videos, num_classes=4, num_frames=32, size=64)
+    ds = MovingShapes(num_samples=num_videos, num_classes=4, num_frames=32, size=64, gravity=0)
     steps = [
         np.abs(np.diff(ds[i].video.top_left_T2, axis=0)).sum(axis=1) for i in range(num_videos)
     ]
@@ -103,12 +138,27 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--videos", type=int, default=320, help="videos matched per style")
     args = parser.parse_args(argv)
-    print(f"shading, top third / bottom third of the moving object: {shading_ratio(48):.2f}")
+    g = gravity_numbers(120)
+    print(
+        f"gravity, a clip's acceleration (px/step^2): down {g['down']:.2f} (without gravity "
+        f"{g['down_without']:.2f}, played backwards {g['backwards']:.2f}), sideways "
+        f"{g['sideways']:.2f}; a still frame's object, below where it would be: "
+        f"{g['height']:.2f} px"
+    )
+    print(
+        "shading (shaded style), top third / bottom third of the moving object: "
+        f"{shading_ratio(48):.2f}"
+    )
     print(f"slowing, distance in the first 8 frames / last 8: {slowing_ratio(20):.2f}")
     print(f"clips matched to their own video, of {args.videos}:")
     print("| style | mean colour | still image | still image + heading |")
     print("|---|---|---|---|")
-    for style, extra in (("default", {}), ("pooled", {}), ("classic", {"dusk": 0})):
+    for style, extra in (
+        ("default", {}),
+        ("shaded", {}),
+        ("pooled", {}),
+        ("classic", {"dusk": 0}),
+    ):
         rates = match_rates(style, args.videos, **extra)
         cells = " | ".join(f"{100 * rates[k]:.0f}%" for k in ("colour", "still", "still+heading"))
         print(f"| {style}{' (no dusk)' if extra else ''} | {cells} |")

@@ -1,13 +1,13 @@
 """Which cue does a pretext model read? Its pretext accuracy with each cue of the videos removed.
 
 A pretext task teaches motion only if it cannot be solved without it. The embedded
-``moving_shapes`` videos (style ``default``) put the "up" on the one object that moves (its
-shading, ``object_light``, with static decoys lit from the other sides), the arrow of time in
-its speed (``friction``) and show one look (``looks``), turned at random, about the frame's
+``moving_shapes`` videos (style ``default``) put the "up" in how the object moves (it is thrown:
+``gravity`` bends its path downwards), the arrow of time in its speed (``friction``), with still
+copies of it (decoys), and show one look (``looks``), turned at random, about the frame's
 centre (``centre_jitter`` 0) in every video, so a video has no appearance of its own. This
 script loads finished pretraining runs (``recipe.yaml`` + ``checkpoints/last.pt``) and measures
 each one's pretext metrics on held-out videos (``data.dataset.seed``) as rendered, then with one
-cue removed: the object shading, the friction, the motion itself (objects frozen at a random
+cue removed: the gravity, the friction, the motion itself (objects frozen at a random
 moment of their path or at its centre, or frames in a random order) or the decoys; and with a
 per-video cue added: 16 shared looks, a look of its own per video, or paths off the frame's
 centre. Only that cue changes between the rows (the same videos, motions and sprites). A
@@ -17,9 +17,12 @@ it does not; one that rises with a per-video cue says the model matches videos b
     python benchmarks/pretext_cues.py runs/mini_severe/pretrain/rotation-s0 \
         runs/mini_severe/pretrain/clip_order-s0 --json cues.json
 
-``--rows pooled`` measures runs trained on the default videos of 2026-12-01 to 2026-12-07 (16
-shared looks, paths within 8% of the frame of its centre) on those videos, each cue removed
-alone as above, and with one look for all or a look per video. ``--rows classic`` measures runs
+``--rows shaded`` measures runs trained on the default videos of 2026-12-07 (style ``shaded``:
+the up is the moving object's shading, ``object_light``, its still copies lit from the other
+sides) on those videos, each cue removed alone as above (the shading instead of the gravity).
+``--rows pooled`` measures runs trained on the default videos of 2026-12-01 to 2026-12-07 (style
+``pooled``: 16 shared looks, paths within 8% of the frame of its centre) on those videos, each
+cue removed alone, and with one look for all or a look per video. ``--rows classic`` measures runs
 trained on the ``classic`` style (the default until 2026-12) without its global cues (the
 light from above, the dusk). ``--row 'NAME: key=value ...'``
 measures other conditions instead, e.g. whether MoCo's instance discrimination survives colour
@@ -52,7 +55,7 @@ import torch  # noqa: E402
 _D = "data.dataset."
 ROWS = {  # the default style's cues, each removed alone
     "as rendered": (),
-    "no object light": (_D + "object_light=0",),
+    "no gravity": (_D + "gravity=0",),
     "no friction": (_D + "friction=0",),
     "frozen objects": (_D + "motion=frozen",),
     "frozen at the centre": (_D + "motion=frozen_centre",),
@@ -62,15 +65,23 @@ ROWS = {  # the default style's cues, each removed alone
     "a look per video": (_D + "looks=0",),
     "paths off the centre": (_D + "centre_jitter=0.08",),
 }
-_POOLED = (_D + "looks=16", _D + "centre_jitter=0.08")  # the default until 2026-12-07
+_SHADED = (_D + "style=shaded",)  # the default of 2026-12-07: the up is the object's shading
+SHADED_ROWS = {  # runs trained on it: its videos, each cue removed alone
+    name: (*_SHADED, *overrides)
+    for name, overrides in {
+        **{"as rendered": (), "no object light": (_D + "object_light=0",)},
+        **{k: v for k, v in ROWS.items() if k not in ("as rendered", "no gravity")},
+    }.items()
+}
+_POOLED = (_D + "style=pooled",)  # the default until 2026-12-07: 16 looks, paths off the centre
 POOLED_ROWS = {  # runs trained on it: its videos, each cue removed alone
     **{
-        name: (*_POOLED, *ROWS[name])
+        name: (*_POOLED, *SHADED_ROWS[name][1:])
         for name in ("as rendered", "no object light", "no friction", "frozen objects")
         + ("shuffled frames", "no decoys")
     },
-    "one look for all": (_D + "looks=1", _D + "centre_jitter=0.08"),
-    "a look per video": (_D + "looks=0", _D + "centre_jitter=0.08"),
+    "one look for all": (*_POOLED, _D + "looks=1"),
+    "a look per video": (*_POOLED, _D + "looks=0"),
 }
 CLASSIC_ROWS = {  # the classic style's global cues
     "as rendered": (),
@@ -81,7 +92,8 @@ CLASSIC_ROWS = {  # the classic style's global cues
 # Which conditions remove what lives on the moving objects (the metric should fall to chance)
 # and which remove or add a global or per-video-constant cue (it should not matter).
 OBJECT_CUES = (
-    "no object light",
+    "no gravity",
+    "no object light",  # (the shaded style's up)
     "no friction",
     "frozen objects",
     "frozen at the centre",
@@ -185,7 +197,8 @@ def pretext_metrics(
 def parse_rows(texts: Sequence[str], preset: str) -> dict[str, tuple[str, ...]]:
     """The conditions to measure: ``--row`` texts, else the preset's rows."""
     if not texts:
-        return dict({"classic": CLASSIC_ROWS, "pooled": POOLED_ROWS}.get(preset, ROWS))
+        presets = {"classic": CLASSIC_ROWS, "pooled": POOLED_ROWS, "shaded": SHADED_ROWS}
+        return dict(presets.get(preset, ROWS))
     rows = {}
     for text in texts:
         name, sep, rest = text.partition(":")
@@ -255,10 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the clip sampling")
     p.add_argument(
         "--rows",
-        choices=("default", "pooled", "classic"),
+        choices=("default", "shaded", "pooled", "classic"),
         default="default",
         help="the preset conditions: the default style's cues (default), those of the videos "
-        "the default rendered until 2026-12-07 (pooled) or the classic style's",
+        "the default rendered on 2026-12-07 (shaded), until 2026-12-07 (pooled), or the classic "
+        "style's",
     )
     p.add_argument(
         "--row",

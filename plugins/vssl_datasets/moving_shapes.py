@@ -84,12 +84,19 @@ class _Style:
     # pretext model then reads them without looking at the motion (docs/benchmarks.md).
     light_from_above: float = 0.0  # background dims by this fraction from top to bottom
     dusk: float = 0.0  # frames darken by this fraction of full scale from first to last frame
-    # The default styles carry the same two cues on the moving objects instead, where only
-    # motion features can read them: the shading on the one object that moves, and its speed.
+    # The shaded styles (the default of 2026-12-07) carry the two cues on the moving objects
+    # instead: the shading on the one object that moves, and its speed.
     object_light: float = 0.0  # moving objects dim by this fraction from top row to bottom row
     friction: float = 0.0  # objects slow down: speed goes from 1 + f to 1 - f times the mean
-    # Static copies of the moving sprite, lit from the other three sides (the shading gives an
-    # "up" only on the object that moves, so a still frame has none).
+    # The default styles carry the up in the motion itself, where only motion features can read
+    # it: every moving object is thrown, rising in the first half of the video and falling in
+    # the second, g x frame size below its highest point at the first and last frames. It bends
+    # the path in the video's own time (not the path time friction warps), so it is the same
+    # forwards and backwards (no arrow of time), and the bend is centred on the path (zero
+    # mean), so where a still object stands shows no up.
+    gravity: float = 0.0
+    # Static copies of the moving sprite (in the shaded styles lit from the other three sides:
+    # the shading gives an "up" only on the object that moves, so a still frame has none).
     decoys: bool = False
     # Frames a decoy stands before it stands elsewhere, each decoy on its own schedule
     # (0: for the whole video, in its look's places). Decoys that stay put stand in a few places
@@ -120,6 +127,7 @@ class _Style:
 CUES: tuple[str, ...] = ("light_from_above", "dusk", "object_light", "friction")
 OPTIONS: tuple[str, ...] = (
     *CUES,
+    "gravity",
     "decoys",
     "decoy_hold",
     "looks",
@@ -130,10 +138,14 @@ OPTIONS: tuple[str, ...] = (
 # object anywhere on its path), "frozen_centre" each object at its path's centre and the decoys
 # in the look's places (nothing with a place of its own beyond the path's centre)
 MOTIONS: tuple[str, ...] = ("moving", "frozen", "frozen_centre", "shuffled")
-_OBJECT_LIGHT, _FRICTION = 0.6, 0.8  # the default styles' design (synthetic-data.md)
+_OBJECT_LIGHT, _FRICTION, _GRAVITY = 0.6, 0.8, 0.1  # the designs' cues (synthetic-data.md)
 
 _CLASSIC = _Style(True, 3, 0.0, light_from_above=0.4, dusk=0.25)
-_MOTION_ONLY = _Style(
+# the default of 2026-12-07 (docs/benchmarks.md's tables of 2026-12-06/07): the up is the moving
+# object's shading, its still copies lit from the other sides; a rotation model learned where
+# the one look's copies stand and read the shading of the copy standing anywhere else, moving
+# or not
+_SHADED = _Style(
     True,
     0,
     0.0,
@@ -146,19 +158,25 @@ _MOTION_ONLY = _Style(
     ground=(0, 64),
     figure=(160, 256),
 )
+# only motion pays: the up is gravity (every object is thrown: its path bends downwards) and the
+# arrow of time friction, both in how the object moves, so no still frame or place shows either
+_THROWN = replace(_SHADED, object_light=0.0, gravity=_GRAVITY)
 # the default from 2026-12-01 to 2026-12-07 (docs/benchmarks.md's tables of those days): a pool
 # of 16 looks, shared by one video in 64 with its turn, which MoCo learned to match instead of
 # the motion; paths within 8% of the frame from its centre
-_POOLED = replace(_MOTION_ONLY, looks=16, centre_jitter=0.08)
+_POOLED = replace(_SHADED, looks=16, centre_jitter=0.08)
 _STYLES = {
-    # only motion pays: the up and the arrow of time live on the moving object; every video
-    # shows the one look, turned by a random quarter turn, moving about the frame's centre, so
-    # two clips of a video share nothing but their motion. No pixel noise: under tube masking,
-    # static noise in a hidden tube can never be seen, so it only adds an irreducible floor to
-    # pixel-reconstruction losses
-    "default": _MOTION_ONLY,
-    "flat": replace(_MOTION_ONLY, textured=False),  # solid colours: a domain shift
-    "noisy": replace(_MOTION_ONLY, max_noise=24.0),  # static sensor noise: a domain shift
+    # only motion pays: the up and the arrow of time live in the moving object's motion; every
+    # video shows the one look, turned by a random quarter turn, moving about the frame's
+    # centre, so two clips of a video share nothing but their motion. No pixel noise: under
+    # tube masking, static noise in a hidden tube can never be seen, so it only adds an
+    # irreducible floor to pixel-reconstruction losses
+    "default": _THROWN,
+    "flat": replace(_THROWN, textured=False),  # solid colours: a domain shift
+    "noisy": replace(_THROWN, max_noise=24.0),  # static sensor noise: a domain shift
+    "shaded": _SHADED,
+    "shaded_flat": replace(_SHADED, textured=False),
+    "shaded_noisy": replace(_SHADED, max_noise=24.0),
     "pooled": _POOLED,
     "pooled_flat": replace(_POOLED, textured=False),
     "pooled_noisy": replace(_POOLED, max_noise=24.0),
@@ -228,6 +246,15 @@ def _clip_time(num_frames: int, repeats: int, friction: float = 0.0) -> np.ndarr
     return 1.0 - np.abs(1.0 - 2.0 * ((repeats * t_T) % 1.0))
 
 
+def _fall(num_frames: int, depth: float) -> np.ndarray:
+    """Downward offsets [T] of a thrown object: a parabola in the video's time, highest at its
+    middle and ``depth`` lower at its first and last frames, minus its mean (so the path's
+    centre stays where it was)."""
+    t_T = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.full(1, 0.5)
+    fall_T = depth * (2.0 * t_T - 1.0) ** 2
+    return fall_T - fall_T.mean()
+
+
 def _placed_path(
     motion: Motion,
     num_frames: int,
@@ -238,13 +265,17 @@ def _placed_path(
     friction: float = 0.0,
     centred: bool = False,
     centre_jitter: float = 0.08,
+    gravity: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Integer top-left corners [T, 2] (x, y), placed so the whole path stays inside the frame:
     anywhere it fits, or (``centred``) about the frame's centre, the path's centre within
     ``centre_jitter`` of the frame's size from it (one draw per path either way, so that the
-    jitter changes where paths lie and nothing else); and the corner [2] at the path's centre."""
+    jitter changes where paths lie and nothing else); and the corner [2] at the path's centre.
+    ``gravity`` g bends the path downwards in the video's time (the style's ``gravity``)."""
     u_T = _clip_time(num_frames, repeats, friction)
     offsets_T2 = _path_offsets(motion, u_T, size, rng)
+    if gravity:
+        offsets_T2[:, 1] += _fall(num_frames, gravity * size)
     low_2 = sprite / 2 - offsets_T2.min(axis=0)
     high_2 = size - sprite / 2 - offsets_T2.max(axis=0)
     if centred:
@@ -439,7 +470,16 @@ def _path_point(
     it apart."""
     motion = motions[rng.integers(len(motions))]
     corners_T2, _ = _placed_path(
-        motion, 32, size, side, rng, 0, style.friction, style.centred, style.centre_jitter
+        motion,
+        32,
+        size,
+        side,
+        rng,
+        0,
+        style.friction,
+        style.centred,
+        style.centre_jitter,
+        style.gravity,
     )
     return corners_T2[rng.integers(len(corners_T2))]
 
@@ -587,6 +627,7 @@ class ShapesVideo:
             look.friction,
             look.centred,
             look.centre_jitter,
+            look.gravity,
         )
         return side, corners_T2, centre_2
 
@@ -752,13 +793,17 @@ class MovingShapes:
     every count; label = float n).
 
     ``style`` "default" (and its domain shifts "flat" and "noisy") is built so that only motion
-    pays: the "up" is the shading of the one object that moves (``object_light``: it dims from
-    its top row to its bottom row; ``decoys``: three static copies of it are lit from the other
-    sides, so a still frame has no up), the arrow of time is its speed (``friction``: it slows
-    down from 1 + f to 1 - f times its mean speed along the same path), and appearance comes
-    from a pool of ``looks`` shared by all videos (one look, turned by a random quarter turn)
-    with every path run about the frame's centre (``centred``, ``centre_jitter`` 0), so two
-    clips of a video share nothing that tells it from the others but their motion. The
+    pays: the "up" is gravity (``gravity``: every object is thrown, its path bending downwards
+    in the video's time, which a clip shows and a still frame does not), the arrow of time is
+    its speed (``friction``: it slows down from 1 + f to 1 - f times its mean speed along the
+    same path), three still copies of the moving sprite stand in the frame (``decoys``), and
+    appearance comes from a pool of ``looks`` shared by all videos (one look, turned by a random
+    quarter turn) with every path run about the frame's centre (``centred``, ``centre_jitter``
+    0), so two clips of a video share nothing that tells it from the others but their motion.
+    The "shaded" styles (the default of 2026-12-07) put the up in the shading of the one object
+    that moves instead (``object_light``: it dims from its top row to its bottom row; the still
+    copies are lit from the other sides): a rotation model learned where the one look's copies
+    stand and read the shading of the copy standing anywhere else, moving or not. The
     "pooled" styles (the default from 2026-12-01 to 2026-12-07) draw from 16 looks and put paths
     within 8% of the frame from its centre: a contrastive model learned to match the look,
     shared with one video in 64. The "classic" styles (the default until 2026-12) light the
@@ -784,6 +829,9 @@ class MovingShapes:
             "default",
             "flat",
             "noisy",
+            "shaded",
+            "shaded_flat",
+            "shaded_noisy",
             "pooled",
             "pooled_flat",
             "pooled_noisy",
@@ -800,6 +848,7 @@ class MovingShapes:
         dusk: float | None = None,
         object_light: float | None = None,
         friction: float | None = None,
+        gravity: float | None = None,
         decoys: bool | None = None,
         decoy_hold: int | None = None,
         looks: int | None = None,
@@ -844,6 +893,15 @@ class MovingShapes:
                     f"{centre_jitter!r}"
                 )
             self.cues["centre_jitter"] = float(centre_jitter)
+        if gravity is not None:
+            number = isinstance(gravity, (int, float)) and not isinstance(gravity, bool)
+            if not number or not 0 <= gravity <= 0.5:
+                raise ValueError(
+                    "moving_shapes: gravity must be a number in [0, 0.5] (how far below its "
+                    "highest point, as a fraction of the frame, a thrown object is at the video's "
+                    f"first and last frames; 0: no gravity) or null for the style's, got {gravity!r}"
+                )
+            self.cues["gravity"] = float(gravity)
         if looks is not None:
             _check_int("looks", looks, 0, 1 << 20)  # 0: every video its own look
             self.cues["looks"] = int(looks)

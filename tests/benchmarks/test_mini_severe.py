@@ -201,6 +201,7 @@ def test_data_options_reach_every_video_and_are_part_of_out(mini_severe, tmp_pat
     "argv, message",
     [
         (["--data", "data.dataset.looks=1"], "write a moving_shapes option as KEY=VALUE"),
+        (["--data", "style=shaded"], "--data object_light=0.6 --data gravity=0"),
         (["--in-process", "--jobs", "2"], "--jobs 1"),
         (["--settings", "ssv2,kinetics"], "unknown kinetics"),
         (["--budget-minutes", "0"], "must be > 0"),

@@ -45,7 +45,8 @@ def test_classic_rows_remove_the_classic_styles_global_cues(pretext_cues):
     rows = pretext_cues.parse_rows([], "classic")
     assert rows["no light from above"] == ("data.dataset.light_from_above=0",)
     assert rows["neither cue"] == ("data.dataset.light_from_above=0", "data.dataset.dusk=0")
-    assert set(pretext_cues.OBJECT_CUES) | set(pretext_cues.OTHER_CUES) < set(pretext_cues.ROWS)
+    every_row = set(pretext_cues.ROWS) | set(pretext_cues.SHADED_ROWS)
+    assert set(pretext_cues.OBJECT_CUES) | set(pretext_cues.OTHER_CUES) < every_row
 
 
 def test_pooled_rows_render_the_former_defaults_videos_under_every_cue(pretext_cues):
@@ -53,10 +54,19 @@ def test_pooled_rows_render_the_former_defaults_videos_under_every_cue(pretext_c
     those videos (a look row sets both options itself), so only the named cue changes."""
     rows = pretext_cues.parse_rows([], "pooled")
     for name, overrides in rows.items():
-        assert "data.dataset.centre_jitter=0.08" in overrides, name
+        assert overrides[0] == "data.dataset.style=pooled", name
         looks = [o for o in overrides if o.startswith("data.dataset.looks=")]
-        assert len(looks) == 1 and (looks == ["data.dataset.looks=16"]) == ("look" not in name)
+        assert len(looks) == ("look" in name), name
     assert rows["no friction"][-1] == "data.dataset.friction=0"
+
+
+def test_shaded_rows_render_the_2026_12_07_defaults_videos_under_every_cue(pretext_cues):
+    """Runs trained on 2026-12-07 saw the shaded videos: every row keeps them, and the cue the
+    shaded videos' up lives in (the object's shading) replaces the gravity row."""
+    rows = pretext_cues.parse_rows([], "shaded")
+    assert all(o[0] == "data.dataset.style=shaded" for o in rows.values())
+    assert rows["no object light"][1:] == ("data.dataset.object_light=0",)
+    assert "no gravity" not in rows and set(rows) - {"no object light"} < set(pretext_cues.ROWS)
 
 
 def test_a_malformed_row_names_the_fix(pretext_cues, tmp_path, capsys):

@@ -265,6 +265,7 @@ def test_friction_slows_the_object_down_along_the_same_path():
         size=64,
         num_classes=2,
         classes=["line-right-fast", "line-up-fast"],
+        gravity=0,  # (the default's fall adds the same speed at both ends: tested on its own)
     )
     plain, slowing = MovingShapes(**kw, friction=0), MovingShapes(**kw, friction=0.6)
     for i in range(8):

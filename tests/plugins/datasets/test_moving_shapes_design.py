@@ -1,12 +1,14 @@
 """The default moving-shapes videos are built so that only motion pays: measured properties.
 
 - the class is the motion (and appearance does not predict it: test_moving_shapes.py);
-- no global "up" and no global arrow of time: the up is the shading of the one object that
-  moves, and the arrow of time is its slowing down;
+- no global "up" and no global arrow of time: the up is gravity (every object is thrown: its
+  path bends downwards, which a clip shows and a still frame does not), and the arrow of time
+  is the object slowing down; in the shaded styles (the default of 2026-12-07) the up is the
+  moving object's shading;
 - appearance does not identify a video: every video shows the one look (turned by a random
   quarter turn) about the frame's centre, so two clips of one video are matched by colour or
   still image no better than chance; in the pooled styles (16 looks) one video in 64 shares it;
-- the classic and pooled styles (former defaults) render bit for bit as before.
+- the classic, pooled and shaded styles (former defaults) render bit for bit as before.
 """
 
 import hashlib
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vssl_datasets.moving_shapes import MovingShapes
+from vssl_datasets.moving_shapes import MovingShapes, _fall
 
 from tests.plugins.datasets.test_moving_shapes import motion_feature, nearest_centroid_accuracy
 
@@ -50,12 +52,21 @@ POOLED_DIGESTS = {
     "pooled_noisy": "530c3b63f2bf86a9",
 }
 
-# the default styles since 2026-12-07: the videos the pooled default rendered with looks=1 and
-# centre_jitter=0 (commit 7a6fcdb), those of benchmarks/results/mini_severe_motion_only_4min.*
+# the shaded styles: the default of 2026-12-07, the videos the pooled default rendered with
+# looks=1 and centre_jitter=0 (commit 7a6fcdb), those of
+# benchmarks/results/mini_severe_motion_only_4min.* and mini_severe_default_4min_s0.*
+SHADED_DIGESTS = {
+    "shaded": "afda5ddf1b82f863",
+    "shaded_flat": "f922faa463569a7b",
+    "shaded_noisy": "706d9448a61ba7d4",
+}
+
+# the default styles since 2026-12-07's gravity (the shaded styles with object_light=0 and
+# gravity=0.1), those of benchmarks/results/mini_severe_gravity_4min.*
 DEFAULT_DIGESTS = {
-    "default": "afda5ddf1b82f863",
-    "flat": "f922faa463569a7b",
-    "noisy": "706d9448a61ba7d4",
+    "default": "9efc2772056ddd08",
+    "flat": "f2257eb238d6fd41",
+    "noisy": "507e33d1ead10faf",
 }
 
 
@@ -76,20 +87,25 @@ def test_classic_styles_render_the_former_default_bit_for_bit(style):
 
 
 @pytest.mark.parametrize(
-    ("style", "expected"), sorted({**DEFAULT_DIGESTS, **POOLED_DIGESTS}.items())
+    ("style", "expected"),
+    sorted({**DEFAULT_DIGESTS, **SHADED_DIGESTS, **POOLED_DIGESTS}.items()),
 )
-def test_default_and_pooled_styles_render_the_published_benchmarks_videos_bit_for_bit(
+def test_default_shaded_and_pooled_styles_render_the_published_benchmarks_videos_bit_for_bit(
     style, expected
 ):
     assert digest(style=style) == expected
 
 
 @pytest.mark.parametrize("style", ["default", "flat"])
-def test_the_pooled_style_is_the_default_with_16_looks_about_the_centre(style):
-    """So the former default is also the new one with two options: mini_severe.py's
-    --data looks=16 --data centre_jitter=0.08 reproduces the 2026-12-06 tables."""
+def test_the_former_defaults_are_the_shaded_style_with_options(style):
+    """The pooled style is the shaded one with 16 looks about the centre (mini_severe.py's
+    --data style=shaded --data looks=16 --data centre_jitter=0.08 reproduces the 2026-12-06
+    pooled tables), and today's default is the shaded one with the gravity instead of the
+    shading."""
+    shaded = "shaded" if style == "default" else f"shaded_{style}"
     pooled = "pooled" if style == "default" else f"pooled_{style}"
-    assert digest(style=style, looks=16, centre_jitter=0.08) == POOLED_DIGESTS[pooled]
+    assert digest(style=shaded, looks=16, centre_jitter=0.08) == POOLED_DIGESTS[pooled]
+    assert digest(style=shaded, object_light=0, gravity=0.1) == DEFAULT_DIGESTS[style]
 
 
 def test_no_global_up_and_no_global_arrow_of_time():
@@ -98,24 +114,25 @@ def test_no_global_up_and_no_global_arrow_of_time():
 
     def cues(style: str) -> tuple[float, float, float]:
         ds = MovingShapes(num_samples=96, num_frames=16, size=48, style=style)
-        luma = np.stack([brightness(ds[i].video.read([0, 15])) for i in range(96)])
-        first = luma[:, 0]
+        luma = np.stack([brightness(ds[i].video.read(range(16))) for i in range(96)])
+        frames = luma.reshape(-1, 48, 48)  # a still frame: any moment of any video
         return (
-            first[:, :12].mean() - first[:, -12:].mean(),  # top - bottom
-            first[:, :, :12].mean() - first[:, :, -12:].mean(),  # left - right
-            luma[:, 0].mean() - luma[:, 1].mean(),  # first - last frame
+            frames[:, :12].mean() - frames[:, -12:].mean(),  # top - bottom
+            frames[:, :, :12].mean() - frames[:, :, -12:].mean(),  # left - right
+            luma[:, 0].mean() - luma[:, -1].mean(),  # first - last frame
         )
 
-    up, side, time = cues("default")
-    assert abs(up) < 3 and abs(side) < 3 and abs(time) < 1
+    for style in ("default", "shaded"):
+        up, side, time = cues(style)
+        assert abs(up) < 3 and abs(side) < 3 and abs(time) < 1, style
     up, _, time = cues("classic")
     assert up > 15 and time > 20
 
 
-def test_the_up_is_the_shading_of_the_object_that_moves():
+def test_the_shaded_styles_up_is_the_shading_of_the_object_that_moves():
     """The moving object is brighter at its top than at its bottom in every video; its three
     static copies are lit from the other sides, so over all four objects no side is lit more."""
-    kw = dict(num_samples=48, num_frames=8, size=64, style="flat")  # flat: one ground colour
+    kw = dict(num_samples=48, num_frames=8, size=64, style="shaded_flat")  # one ground colour
     moving, still = MovingShapes(**kw), MovingShapes(**kw, motion="frozen")
     unlit = MovingShapes(**kw, object_light=0)
     mover_dy, all_dy, all_dx, top_over_bottom = [], [], [], []
@@ -144,7 +161,8 @@ def test_the_up_is_the_shading_of_the_object_that_moves():
 
 
 def test_the_arrow_of_time_is_the_object_slowing_down():
-    ds = MovingShapes(num_samples=20, num_classes=4, num_frames=32, size=64)
+    """Along its path (gravity, the same forwards and backwards, aside: tested below)."""
+    ds = MovingShapes(num_samples=20, num_classes=4, num_frames=32, size=64, gravity=0)
     first = last = 0
     for i in range(20):
         step_T = np.abs(np.diff(ds[i].video.top_left_T2, axis=0)).sum(axis=1)
@@ -224,11 +242,15 @@ def test_frozen_centre_stands_each_object_still_at_its_paths_centre():
         video = exact[i].video
         frames = video.read(range(16))
         assert (frames == frames[:1]).all()  # nothing moves
-        # the line's centre: the middle of its first and last corner, the frame's centre
+        # the line's centre: the middle of its first and last corner (less the fall there, which
+        # is the same at both ends), the frame's centre
         middle = (video.top_left_T2[0] + video.top_left_T2[-1]) / 2 + video.sprite_size / 2
-        assert np.abs(middle - 32).max() <= 1.0
-        # and the object is drawn, there: the frame differs from the ground inside its square
-        x, y = np.rint(middle - video.sprite_size / 2).astype(int)
+        middle[1] -= _fall(16, 0.1 * 64)[0]
+        assert np.abs(middle - 32).max() <= 1.0  # (rounding)
+        # and the object is drawn there (where it stands exactly): the frame differs from the
+        # ground inside its square and nowhere else
+        x, y = video._path_centres[0]
+        assert np.abs([x, y] - (middle - video.sprite_size / 2)).max() <= 1.0
         side = video.sprite_size
         square = (slice(y, y + side), slice(x, x + side))
         assert (frames[0][square] != video._assets.background_hw3[square]).any()
@@ -283,14 +305,16 @@ def test_where_the_object_moves_does_not_tell_the_video():
 
     def path_middles(style: str) -> np.ndarray:  # the 4 straight motions (and their friction)
         ds = MovingShapes(num_samples=72, num_classes=4, num_frames=32, size=64, style=style)
+        fallen = _fall(32, 0.1 * 64)[0] if style == "default" else 0.0  # (the same at both ends)
         middles = []
         for i in range(72):
             video = ds[i].video
             ends_22 = video.top_left_T2[[0, -1]] + video.sprite_size / 2
-            middles.append(ends_22.mean(axis=0))
+            middles.append(ends_22.mean(axis=0) - [0, fallen])
         return np.stack(middles) - 32
 
     assert np.abs(path_middles("default")).max() <= 1
+    assert np.abs(path_middles("shaded")).max() <= 1
     assert np.abs(path_middles("pooled")).max() <= 0.08 * 64 + 1
     assert np.abs(path_middles("classic")).max() > 12
 
@@ -344,3 +368,52 @@ def test_decoys_that_change_place_are_drawn_on_the_frames_not_the_background():
 def test_decoys_that_change_place_do_not_identify_a_video():
     rates = DESIGN.match_rates("default", 160, decoy_hold=8)
     assert rates["colour"] < 0.05 and rates["still"] < 0.05
+
+
+def test_gravity_bends_every_path_down_in_the_videos_own_time():
+    """gravity g: the object is thrown, highest at the video's middle and g x frame size lower at
+    its first and last frames, over the same path (the same x; y shifted by the fall)."""
+    kw = dict(num_samples=40, num_frames=32, size=64)
+    thrown, plain = MovingShapes(**kw, gravity=0.25), MovingShapes(**kw, gravity=0)
+    t_T = np.linspace(0, 1, 32)
+    fall_T = 16 * (2 * t_T - 1) ** 2
+    for i in range(40):
+        a, b = thrown[i].video, plain[i].video
+        assert a.motion == b.motion and a.sprite_size == b.sprite_size
+        shift_T2 = a.top_left_T2 - b.top_left_T2
+        assert np.abs(shift_T2[:, 0]).max() == 0
+        # the fall, plus one shift per video where the thrown path would leave the frame about
+        # its centre (it then stands a little inwards), give or take two roundings
+        assert np.ptp(shift_T2[:, 1] - fall_T) <= 2.0
+        side = a.sprite_size  # and the thrown object stays in the frame
+        assert a.top_left_T2.min() >= 0 and a.top_left_T2.max() <= 64 - side
+    assert "gravity=0.0" in repr(plain[0].video)  # (the default's gravity: 0.1)
+    with pytest.raises(ValueError, match="gravity must be a number in"):
+        MovingShapes(num_samples=2, gravity=0.6)
+
+
+def test_gravity_is_an_up_that_every_clip_shows_and_no_still_frame_does():
+    """The default's gravity (0.1): in every class, a clip of 8 frames (as the CPU recipes sample
+    them) shows the object accelerating downwards more than without gravity, the same played
+    backwards (gravity has no arrow of time) and not sideways; where the object stands, over
+    all frames, is as often above where it would stand without gravity as below, so a still
+    frame shows no up."""
+    kw = dict(num_samples=120, num_classes=10, num_frames=32, size=64)
+    thrown, plain = MovingShapes(**kw), MovingShapes(**kw, gravity=0)
+    gained_N2 = DESIGN.clip_accelerations(thrown) - DESIGN.clip_accelerations(
+        plain
+    )  # the same clips
+    labels_N = np.repeat([thrown[i].label for i in range(120)], len(gained_N2) // 120)
+    # 8 g size / 31^2 x 4 (2 frames a step) = 0.21 px per step^2, in every class
+    assert 0.15 < gained_N2[:, 1].mean() < 0.3 and abs(gained_N2[:, 0].mean()) < 0.03
+    assert min(gained_N2[labels_N == c, 1].mean() for c in range(10)) > 0.15
+    backwards_T2 = thrown[0].video.top_left_T2[::-1].astype(float)
+    forwards_T2 = thrown[0].video.top_left_T2.astype(float)
+    plain_T2 = plain[0].video.top_left_T2.astype(float)
+    fall = [np.diff(v, n=2, axis=0)[:, 1].mean() for v in (forwards_T2, backwards_T2)]
+    without = [np.diff(v, n=2, axis=0)[:, 1].mean() for v in (plain_T2, plain_T2[::-1])]
+    assert fall[0] - without[0] > 0 and fall[1] - without[1] > 0  # backwards it still falls
+    heights = np.concatenate(
+        [thrown[i].video.top_left_T2[:, 1] - plain[i].video.top_left_T2[:, 1] for i in range(120)]
+    )
+    assert abs(heights.mean()) < 0.5  # zero mean: no skew in where a still object stands
