@@ -737,6 +737,17 @@ class ShapesVideo:
 # ---------------------------------------------------------------------------------- dataset
 
 
+def _check_fraction(name: str, value: float, high: float, meaning: str) -> float:
+    """A style option given as a number in [0, ``high``]; ``meaning`` says what it measures."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not 0 <= value <= high:
+        raise ValueError(
+            f"moving_shapes: {name} must be a number in [0, {high:g}] ({meaning}) or null for "
+            f"the style's, got {value!r}"
+        )
+    return float(value)
+
+
 def _check_int(name: str, value: int, low: int, high: int | None = None) -> None:
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
     if not ok or value < low or (high is not None and value > high):
@@ -869,15 +880,8 @@ class MovingShapes:
         given = zip(CUES, (light_from_above, dusk, object_light, friction), strict=True)
         self.cues: dict[str, float | int | bool] = {}  # the style options this dataset overrides
         for cue, value in given:
-            if value is None:
-                continue
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not number or not 0 <= value <= 0.9:
-                raise ValueError(
-                    f"moving_shapes: {cue} must be a number in [0, 0.9] (0: no such cue) "
-                    f"or null for the style's, got {value!r}"
-                )
-            self.cues[cue] = float(value)
+            if value is not None:
+                self.cues[cue] = _check_fraction(cue, value, 0.9, "0: no such cue")
         for name, flag in (("decoys", decoys), ("centred", centred)):
             if flag is None:
                 continue
@@ -885,23 +889,20 @@ class MovingShapes:
                 raise ValueError(f"moving_shapes: {name} must be true, false or null, got {flag!r}")
             self.cues[name] = flag
         if centre_jitter is not None:
-            number = isinstance(centre_jitter, (int, float)) and not isinstance(centre_jitter, bool)
-            if not number or not 0 <= centre_jitter <= 0.5:
-                raise ValueError(
-                    "moving_shapes: centre_jitter must be a number in [0, 0.5] (0: every centred "
-                    f"path exactly about the frame's centre) or null for the style's, got "
-                    f"{centre_jitter!r}"
-                )
-            self.cues["centre_jitter"] = float(centre_jitter)
+            self.cues["centre_jitter"] = _check_fraction(
+                "centre_jitter",
+                centre_jitter,
+                0.5,
+                "0: every centred path exactly about the frame's centre",
+            )
         if gravity is not None:
-            number = isinstance(gravity, (int, float)) and not isinstance(gravity, bool)
-            if not number or not 0 <= gravity <= 0.5:
-                raise ValueError(
-                    "moving_shapes: gravity must be a number in [0, 0.5] (how far below its "
-                    "highest point, as a fraction of the frame, a thrown object is at the video's "
-                    f"first and last frames; 0: no gravity) or null for the style's, got {gravity!r}"
-                )
-            self.cues["gravity"] = float(gravity)
+            self.cues["gravity"] = _check_fraction(
+                "gravity",
+                gravity,
+                0.5,
+                "how far below its highest point, as a fraction of the "
+                "frame, a thrown object is at the video's first and last frames; 0: no gravity",
+            )
         if looks is not None:
             _check_int("looks", looks, 0, 1 << 20)  # 0: every video its own look
             self.cues["looks"] = int(looks)
